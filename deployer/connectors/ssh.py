@@ -1,0 +1,394 @@
+"""A Swarm manager over SSH (paramiko): one connection per run for commands, files and the API.
+
+Host keys follow OpenSSH's ``StrictHostKeyChecking`` semantics: keys come from the known_hosts
+files; an unknown key is refused unless ``accept_new`` (then it is recorded, like ``accept-new``);
+a changed key is always refused. Every failure becomes one ``ConnectError(host, reason, fix)``.
+Commands run through the account's shell without a login (no rc files), argv joined by
+``shlex.join``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+import select
+import shlex
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from deployer.connectors.base import (
+    Connector,
+    LineCallback,
+    LineSplitter,
+    RunResult,
+    Stdin,
+    stdin_chunks,
+)
+from deployer.errors import CommandError, ConnectError
+
+if TYPE_CHECKING:
+    import docker
+
+log = logging.getLogger(__name__)
+# paramiko logs every negotiation step at INFO/DEBUG; our own errors say what matters.
+logging.getLogger("paramiko").setLevel(logging.WARNING)
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Everything needed to reach one manager (resolved from the CLI, inventory, ssh config)."""
+
+    hostname: str
+    port: int = 22
+    user: str | None = None
+    identity_files: tuple[str, ...] = ()
+    known_hosts_files: tuple[str, ...] = (DEFAULT_KNOWN_HOSTS,)
+    accept_new_host_key: bool = False
+    connect_timeout: float = 10.0
+    keepalive: int = 15
+    attempts: int = 3
+    #: The name the user typed (inventory name or ssh config alias), for messages.
+    alias: str | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """``user@host:port`` (plus the alias the user typed): never a credential."""
+        who = f"{self.user}@" if self.user else ""
+        text = f"{who}{self.hostname}:{self.port}"
+        if self.alias and self.alias != self.hostname:
+            text = f"{self.alias} ({text})"
+        return text
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How the host appears in known_hosts (``[host]:port`` off port 22)."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Record an unknown host's key in the user's known_hosts (OpenSSH ``accept-new``)."""
+
+    def __init__(self, known_hosts: Path, name: str) -> None:
+        self._file = known_hosts
+        self._name = name
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self._file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = f"{self._name} {key.get_name()} {key.get_base64()}\n"
+        with self._file.open("a") as handle:
+            handle.write(line)
+        client.get_host_keys().add(self._name, key.get_name(), key)
+        log.warning("recorded the new host key of %s in %s", self._name, self._file)
+
+
+class _UnknownHostKey(Exception):
+    def __init__(self, key: paramiko.PKey) -> None:
+        super().__init__("unknown host key")
+        self.key = key
+
+
+class _RefusePolicy(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise _UnknownHostKey(key)
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the server was there but dropped us (sshd MaxStartups, a reset)."""
+    if isinstance(exc, ConnectionResetError | EOFError):
+        return True
+    if isinstance(exc, paramiko.SSHException) and not isinstance(
+        exc, paramiko.AuthenticationException | paramiko.BadHostKeyException
+    ):
+        text = str(exc)
+        return "banner" in text or "reset" in text.lower() or "EOF" in text
+    return False
+
+
+class SSHConnector(Connector):
+    """Commands, files and the Docker API of a manager over one paramiko connection."""
+
+    def __init__(self, target: SSHTarget) -> None:
+        self.target = target
+        self.host = target.label
+        self._client = self._connect()
+        transport = self._client.get_transport()
+        assert transport is not None
+        self._transport: paramiko.Transport = transport
+        self._sftp: paramiko.SFTPClient | None = None
+        self._docker: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    # Connection
+
+    def _connect(self) -> paramiko.SSHClient:
+        target = self.target
+        delay = 0.3
+        for attempt in range(1, max(1, target.attempts) + 1):
+            try:
+                return self._connect_once()
+            except Exception as exc:  # noqa: BLE001 - every failure is mapped below
+                if attempt < target.attempts and _is_transient(exc):
+                    pause = delay * (1 + random.random())  # jitter: do not retry in lockstep
+                    log.info("%s: transient failure (%s), retry in %.1f s", self.host, exc, pause)
+                    time.sleep(pause)
+                    delay *= 2
+                    continue
+                raise self._map_error(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _connect_once(self) -> paramiko.SSHClient:
+        target = self.target
+        client = paramiko.SSHClient()
+        files = [Path(f).expanduser() for f in target.known_hosts_files]
+        for path in files:
+            if path.is_file():
+                client.load_host_keys(str(path))
+        if target.accept_new_host_key:
+            client.set_missing_host_key_policy(_AcceptNewPolicy(files[0], target.known_hosts_name))
+        else:
+            client.set_missing_host_key_policy(_RefusePolicy())
+        key_files = [str(Path(f).expanduser()) for f in target.identity_files]
+        try:
+            client.connect(
+                target.hostname,
+                port=target.port,
+                username=target.user,
+                key_filename=key_files or None,  # type: ignore[arg-type]  # accepts a list
+                # Like ssh: the agent's keys and, without an explicit identity, the default keys.
+                allow_agent=True,
+                look_for_keys=not key_files,
+                timeout=target.connect_timeout,
+                banner_timeout=target.connect_timeout,
+                auth_timeout=target.connect_timeout,
+                channel_timeout=target.connect_timeout,
+            )
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(target.keepalive)
+        return client
+
+    def _map_error(self, exc: BaseException) -> ConnectError:
+        host, target = self.host, self.target
+        known = ", ".join(target.known_hosts_files)
+        if isinstance(exc, _UnknownHostKey):
+            return ConnectError(
+                host,
+                f"unknown host key ({_fingerprint(exc.key)}): not in {known}",
+                fix="verify the fingerprint with the server's admin, then rerun with "
+                "--accept-new-host-key (records it), or add it to known_hosts yourself",
+            )
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return ConnectError(
+                host,
+                f"HOST KEY CHANGED: got {_fingerprint(exc.key)}, known_hosts has "
+                f"{_fingerprint(exc.expected_key)} — refused (possible man-in-the-middle)",
+                fix=f"if the server was legitimately re-keyed, remove its old entry "
+                f"(`ssh-keygen -R '{target.known_hosts_name}'`) and reconnect",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            tried = ", ".join(target.identity_files) or "ssh-agent and default keys"
+            return ConnectError(
+                host,
+                f"authentication failed for user {target.user or '(default)'} (tried {tried})",
+                fix="check the user and IdentityFile (inventory, --ssh-config), or load the key "
+                "into ssh-agent",
+            )
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            return ConnectError(
+                host,
+                "connection refused (nothing listens on that port)",
+                fix="check the host name and port, and that sshd runs there",
+            )
+        if isinstance(exc, socket.timeout | TimeoutError):
+            return ConnectError(
+                host,
+                f"no answer within {target.connect_timeout:g} s",
+                fix="check the address, the port and firewalls",
+            )
+        if isinstance(exc, socket.gaierror):
+            return ConnectError(
+                host, f"cannot resolve host name {target.hostname!r}",
+                fix="check the name, or add a HostName entry to your ssh config",
+            )
+        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return ConnectError(host, f"host unreachable: {exc.strerror}",
+                                fix="check the address and routes")
+        if isinstance(exc, paramiko.PasswordRequiredException):
+            return ConnectError(host, "the private key is encrypted",
+                                fix="load it into ssh-agent (ssh-add)")
+        return ConnectError(host, f"{type(exc).__name__}: {exc}")
+
+    def _lost(self, exc: BaseException) -> ConnectError:
+        return ConnectError(
+            self.host, f"connection lost: {type(exc).__name__}: {exc}",
+            fix="check the network and the SSH server, then rerun (a rerun picks up where "
+            "this one stopped)",
+        )
+
+    # Commands
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: Stdin = None,
+        timeout: float | None = None,
+        check: bool = True,
+        on_line: LineCallback | None = None,
+    ) -> RunResult:
+        command = shlex.join(argv)
+        try:
+            channel = self._transport.open_session(timeout=self.target.connect_timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(exc) from exc
+        try:
+            result = self._collect(channel, argv, stdin, timeout, on_line)
+        finally:
+            channel.close()
+        return self._checked(argv, result, check)
+
+    def _collect(
+        self,
+        channel: paramiko.Channel,
+        argv: list[str],
+        stdin: Stdin,
+        timeout: float | None,
+        on_line: LineCallback | None,
+    ) -> RunResult:
+        feeder_error: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                for chunk in stdin_chunks(stdin):
+                    channel.sendall(chunk)
+                channel.shutdown_write()
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                feeder_error.append(exc)
+
+        feeder = None
+        if stdin is not None:
+            feeder = threading.Thread(target=feed, daemon=True)
+            feeder.start()
+        else:
+            channel.shutdown_write()
+        out = bytearray()
+        err = bytearray()
+        splitter = LineSplitter(on_line) if on_line else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            # The channel's fileno() is readable when stdout or stderr has data or it closed.
+            select.select([channel], [], [], wait)
+            while channel.recv_ready():
+                chunk = channel.recv(65536)
+                if splitter:
+                    splitter.feed(chunk)
+                else:
+                    out += chunk
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            if channel.exit_status_ready() and not channel.recv_ready() and (
+                not channel.recv_stderr_ready()
+            ) and (channel.eof_received or channel.closed):
+                break
+            if not self._transport.is_active():
+                raise self._lost(EOFError("SSH transport closed"))
+            if deadline is not None and time.monotonic() >= deadline:
+                channel.close()
+                raise CommandError(argv, -1, f"timed out after {timeout:g} s", host=self.host)
+        if splitter:
+            splitter.flush()
+        if feeder:
+            feeder.join(timeout=5)
+        returncode = channel.recv_exit_status()
+        stderr = err.decode(errors="replace")
+        if feeder_error and returncode == 0:
+            raise self._lost(feeder_error[0])
+        return RunResult(returncode, out.decode(errors="replace"), stderr)
+
+    # Files
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = self._client.open_sftp()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise self._lost(exc) from exc
+        return self._sftp
+
+    def put_file(self, data: bytes, path: str, mode: int = 0o644) -> None:
+        target = PurePosixPath(path)
+        self.run(["mkdir", "-p", str(target.parent)])
+        tmp = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        sftp = self._sftp_client()
+        try:
+            # Narrow the mode before any content is written.
+            with sftp.open(tmp, "wb") as handle:
+                handle.chmod(mode)
+                handle.write(data)
+            sftp.posix_rename(tmp, str(target))
+        except (paramiko.SSHException, EOFError) as exc:
+            raise self._lost(exc) from exc
+        except OSError as exc:
+            try:
+                sftp.remove(tmp)
+            except OSError:
+                pass
+            raise CommandError(["sftp-put", path], 1, str(exc), host=self.host) from exc
+
+    def get_file(self, path: str) -> bytes | None:
+        sftp = self._sftp_client()
+        try:
+            with sftp.open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except (paramiko.SSHException, EOFError) as exc:
+            raise self._lost(exc) from exc
+
+    # Docker API
+
+    def docker_client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._docker is None:
+                from deployer.docker_api import ssh_client
+
+                self._docker = ssh_client(self._transport, self.host)
+            return self._docker
+
+    def close(self) -> None:
+        if self._docker is not None:
+            try:
+                self._docker.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not mask errors
+                pass
+            self._docker = None
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._sftp = None
+        self._client.close()
