@@ -20,7 +20,9 @@ STACK_LABEL = "com.docker.stack.namespace"
 
 ServiceMode = Literal["replicated", "global", "replicated-job", "global-job"]
 #: Health of a service as derived from its tasks (Swarm has no per-service health field).
-Health = Literal["healthy", "starting", "unhealthy", "degraded", "idle", "complete", "failed"]
+Health = Literal[
+    "healthy", "starting", "unhealthy", "failing", "degraded", "idle", "complete", "failed"
+]
 
 #: Task states after which a task never runs again (Swarm's terminal states).
 TERMINAL_TASK_STATES = frozenset(
@@ -360,22 +362,24 @@ def derive_health(
     """A one-word health of a service from its tasks.
 
     Swarm counts a task with a healthcheck as running only once it is healthy, so the counts
-    carry most of it; the tasks tell *why* a service is short (still starting, or failing).
+    carry most of it; the tasks tell *why* a service is short of replicas:
+
+    * ``failing``: its tasks exit with an error (a crash loop);
+    * ``unhealthy``: its tasks were stopped without an error — for a long-running service that
+      is the engine killing a container whose healthcheck failed (or one that quit by itself);
+    * ``degraded``: a task cannot be scheduled (e.g. no node with the port free);
+    * ``starting``: tasks on their way up and nothing went wrong yet.
     """
     current = [t for t in tasks if t.is_current]
+    # A slot removed by a scale-down keeps its last tasks in the history: ignore them.
+    relevant = [t for t in tasks if mode != "replicated" or t.slot is None or t.slot <= desired]
     latest_by_slot: dict[tuple[int | None, str], TaskState] = {}
-    for task in tasks:
+    for task in relevant:
         key = (task.slot, task.node_id if task.slot is None else "")
         if key not in latest_by_slot or task.timestamp > latest_by_slot[key].timestamp:
             latest_by_slot[key] = task
-    # A slot removed by a scale-down keeps its last (maybe failed) task in the history: ignore it.
-    latest_failed = [
-        t
-        for t in latest_by_slot.values()
-        if t.is_failure and (mode != "replicated" or t.slot is None or t.slot <= desired)
-    ]
     if mode.endswith("-job"):
-        if latest_failed:
+        if any(t.is_failure for t in latest_by_slot.values()):
             return "failed"
         total = jobs_total if jobs_total is not None else desired
         if running == 0 and (jobs_completed or 0) >= max(total, 1):
@@ -383,18 +387,26 @@ def derive_health(
         return "starting"
     if desired == 0 and running == 0:
         return "idle"
-    if running >= desired and not latest_failed:
+    if running >= desired:
         return "healthy"
-    if any("unhealthy" in (t.error + t.message) for t in latest_failed):
+    failures = [t for t in relevant if t.is_failure]
+    if any("unhealthy" in (t.error + t.message) for t in failures):
         return "unhealthy"
-    if latest_failed:
+    if failures:
+        return "failing"
+    # A long-running task never completes unless something stopped it.
+    if any(t.state == "complete" for t in relevant):
+        return "unhealthy"
+    if any(t.error for t in current):
         return "degraded"
-    if any(
-        t.state in ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting")
-        for t in current
-    ):
+    if any(t.state in _STARTING_STATES for t in current):
         return "starting"
     return "degraded"
+
+
+_STARTING_STATES = frozenset(
+    {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+)
 
 
 def _sort_tasks(tasks: Iterable[TaskState]) -> tuple[TaskState, ...]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,7 +212,7 @@ def test_health_from_tasks() -> None:
     assert health == {
         "starting": "starting",
         "sick": "unhealthy",
-        "crashing": "degraded",
+        "crashing": "failing",
         "idle": "idle",
         "scaled-down": "healthy",
     }
@@ -390,3 +392,42 @@ def test_read_snapshot_makes_three_calls_filtered_by_stack(n: int) -> None:
     read_snapshot(api2, None, include_nodes=False)
     assert [c[0] for c in api2.calls] == ["services", "tasks"]
     assert api2.calls[0][1] == ({}, True)
+
+
+# Recorded from the test bed's engine by `tests/tui_stack.py record` (a stack showing each state).
+RECORDING = Path(__file__).parent / "data" / "swarm_tui_rec.json"
+
+
+def test_recorded_stack_parses_into_the_states_it_was_built_to_show() -> None:
+    rec = json.loads(RECORDING.read_text())
+    snap = parse_snapshot(
+        rec["services"],
+        rec["tasks"],
+        rec["nodes"],
+        stack="tui-rec",
+        taken_at=datetime.fromisoformat(rec["taken_at"]),
+    )
+    by = {s.short_name: s for s in snap.services}
+    assert sorted(by) == ["agent", "api", "crash", "idle", "migrate", "sick", "web"]
+    assert {n: s.health for n, s in by.items()} == {
+        "agent": "healthy",  # global, one node
+        "api": "healthy",
+        "crash": "failing",  # exits 3 in a loop
+        "idle": "idle",  # 0 replicas
+        "migrate": "complete",  # replicated job, done
+        "sick": "unhealthy",  # healthcheck answers 503: the engine keeps replacing it
+        "web": "degraded",  # 2 replicas, one host-mode port, one node: one task can't schedule
+    }
+    assert by["agent"].mode == "global" and by["migrate"].mode == "replicated-job"
+    assert by["web"].replicas_text == "1/2"
+    assert [str(p) for p in by["web"].ports] == ["21001->8080 (host)"]
+    assert by["api"].image == "mlops-standin:latest"
+    assert {n for n, s in by.items() if s.converged} == {"agent", "api", "idle", "migrate"}
+    crash_tasks = snap.tasks_of(by["crash"])
+    assert crash_tasks[0].is_current and crash_tasks[0].exit_code is None
+    assert {t.exit_code for t in crash_tasks[1:]} == {3}
+    assert all(t.error == "task: non-zero exit (3)" for t in crash_tasks[1:])
+    pending = snap.current_tasks_of(by["web"])[1]
+    assert pending.state == "pending" and "no suitable node" in pending.error
+    assert snap.leader is not None and snap.leader.role == "manager"
+    assert all(t.node_name == snap.leader.hostname for t in snap.tasks if t.node_id)
