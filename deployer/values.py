@@ -431,8 +431,13 @@ def load_values(
         if bad:
             key = bad[0]
             origin = _origin_for(tuple(key.split(".")), origins)
+            env_origin = _origin_for(("stack", "environment"), origins)
+            env_where = env_origin.source + (
+                f":{env_origin.line}" if env_origin.line is not None else ""
+            )
             raise ValuesError(
-                "well-known default credentials refused with stack.environment=production",
+                "well-known default credentials are refused because stack.environment is "
+                f"production (set by {env_where})",
                 source=origin.source,
                 key=key,
                 line=origin.line,
