@@ -1,0 +1,74 @@
+"""Messages the dashboard's workers post, named as the events they report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from deployer.swarm import SwarmEvent, SwarmSnapshot
+
+
+@dataclass
+class ServicesRefreshed(Message):
+    """A new snapshot of the stack was read, with what changed since the previous one."""
+
+    snapshot: SwarmSnapshot
+    events: list[SwarmEvent]
+
+
+@dataclass
+class ConnectionLost(Message):
+    """The engine (or the SSH connection to the manager) stopped answering."""
+
+    reason: str
+
+
+@dataclass
+class ServiceScaled(Message):
+    """A scale request was accepted by the engine."""
+
+    service: str
+    replicas: int
+
+
+@dataclass
+class ServiceRestarted(Message):
+    """A forced update (restart of every task) was accepted."""
+
+    service: str
+
+
+@dataclass
+class ServiceRolledBack(Message):
+    """A rollback to the previous spec was accepted."""
+
+    service: str
+
+
+@dataclass
+class ServiceRemoved(Message):
+    """A service was removed."""
+
+    service: str
+
+
+@dataclass
+class LogLinesReceived(Message):
+    """New lines are waiting in the logs buffer.
+
+    The lines themselves stay in the shared buffer; this is only a wake-up call, so when the UI
+    falls behind a burst of these collapses into one (``can_replace``) and nothing is lost.
+    """
+
+    pending: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LogLinesReceived)
+
+
+@dataclass
+class LogStreamEnded(Message):
+    """The log readers stopped (follow off and all read, or every reader failed)."""
+
+    errors: list[str]
