@@ -332,17 +332,21 @@ class StackValues(_Strict):
             )
         seen: dict[int, str] = {}
         for name, svc in self.active_services().items():
-            ports = [("published_port", svc.host_port)]
+            # Name the key that really set the host port (published_* or, implicitly, the port).
+            ports = [("published_port" if svc.published_port else "port", svc.host_port)]
             if isinstance(svc, MinioService):
-                ports.append(("published_console_port", svc.host_console_port))
+                ports.append((
+                    "published_console_port" if svc.published_console_port else "console_port",
+                    svc.host_console_port,
+                ))
             for key, port in ports:
                 if port is None:
                     continue
                 where = f"services.{name}.{key}"
                 if port in seen:
                     raise ValueError(
-                        f"{where}|host port {port} is published twice: by {seen[port]} and by "
-                        f"{where}; give one of them another published port"
+                        f"{seen[port]},{where}|host port {port} is published twice: by "
+                        f"{seen[port]} and by {where}; give one of them another published port"
                     )
                 seen[port] = where
         return self
@@ -388,6 +392,8 @@ class Origin:
 
     source: str
     line: int | None = None
+    #: 0 for the shipped defaults, then one more per -f file and per --set.
+    layer: int = 0
 
 
 def default_values_file() -> Path:
@@ -419,12 +425,15 @@ def load_values(
     """
     merged: dict[str, Any] = {}
     origins: dict[KeyPath, Origin] = {}
+    layer = 0
     for path in (default_values_file(), *files):
         data, lines = _read_yaml_file(Path(path))
-        _merge(merged, data, (), origins, str(path), lines)
+        _merge(merged, data, (), origins, Source(str(path), layer), lines)
+        layer += 1
     for raw in sets:
         keypath, value = parse_set(raw)
-        _merge(merged, _nest(keypath, value), (), origins, f"--set {raw}", {})
+        _merge(merged, _nest(keypath, value), (), origins, Source(f"--set {raw}", layer), {})
+        layer += 1
     values = _validate(merged, origins)
     if values.stack.environment == "production" and not allow_default_credentials:
         bad = values.uses_default_credentials()
@@ -599,12 +608,20 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 # --- Merging with origins -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Source:
+    """One layer being merged: its display name and position."""
+
+    name: str
+    layer: int
+
+
 def _merge(
     into: dict[str, Any],
     new: Mapping[str, Any],
     path: KeyPath,
     origins: dict[KeyPath, Origin],
-    source: str,
+    source: Source,
     lines: Mapping[KeyPath, int],
 ) -> None:
     for key, value in new.items():
@@ -612,7 +629,7 @@ def _merge(
         here = (*path, key)
         current = into.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            origins.setdefault(here, Origin(source, lines.get(here)))
+            origins.setdefault(here, Origin(source.name, lines.get(here), source.layer))
             _merge(current, value, here, origins, source, lines)
             continue
         into[key] = value
@@ -620,7 +637,7 @@ def _merge(
         for old in [k for k in origins if k[: len(here)] == here]:
             del origins[old]
         for sub in _walk(value, here):
-            origins[sub] = Origin(source, lines.get(sub, lines.get(here)))
+            origins[sub] = Origin(source.name, lines.get(sub, lines.get(here)), source.layer)
 
 
 def _walk(value: Any, path: KeyPath) -> Iterator[KeyPath]:
@@ -673,8 +690,10 @@ def _describe(err: Any, origins: dict[KeyPath, Origin]) -> tuple[Any, ...]:
     if kind == "value_error" and "|" in msg:
         # Cross-field errors from StackValues._check_combinations: "key.path|message".
         text = msg.removeprefix("Value error, ")
-        path_text, _, msg = text.partition("|")
-        loc = tuple(path_text.split("."))
+        paths_text, _, msg = text.partition("|")
+        # Several keys may be involved: point at the one the user set last (highest layer).
+        candidates = [tuple(p.split(".")) for p in paths_text.split(",")]
+        loc = max(candidates, key=lambda c: _origin_for(c, origins).layer)
     elif kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
         msg = f"unknown key {loc[-1]!r}"
