@@ -6,7 +6,7 @@ the others are Docker API calls made only when something is to change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -76,12 +76,13 @@ def service_versions(client: docker.DockerClient, stack: str, host: str) -> dict
 
 def resolve_images(
     local: docker.DockerClient | None,
-    manager: docker.DockerClient,
-    refs: Mapping[str, str],
+    manager: Callable[[], docker.DockerClient],
+    refs: dict[str, str],
     host: str,
 ) -> dict[str, tuple[str, str]]:
     """For each service, (ref, image ID): looked up on the local engine first (where images are
-    built), then on the manager. ``DeployError`` names the images found nowhere."""
+    built), then on the manager (client made only if needed). ``DeployError`` names the images
+    found nowhere."""
     found: dict[str, tuple[str, str]] = {}
     missing: list[str] = []
     cache: dict[str, str | None] = {}
@@ -89,7 +90,7 @@ def resolve_images(
         if ref not in cache:
             ident = image_id(local, ref, "local") if local is not None else None
             if ident is None:
-                ident = image_id(manager, ref, host)
+                ident = image_id(manager(), ref, host)
             cache[ref] = ident
         ident = cache[ref]
         if ident is None:

@@ -72,6 +72,8 @@ class Desired:
     values_hash: str
     images: Mapping[str, ImageRef] = field(default_factory=dict)
     secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    #: Hash of everything the file is rendered from (see ``push.inputs_hash``).
+    inputs_hash: str = ""
 
     @property
     def file_hash(self) -> str:
@@ -86,6 +88,7 @@ class Desired:
             "stack": self.stack,
             "file_sha256": self.file_hash,
             "values_hash": self.values_hash,
+            "inputs_sha256": self.inputs_hash,
             "images": {s: {"ref": i.ref, "id": i.id} for s, i in sorted(self.images.items())},
             "secrets": {k: {"name": s.name, "version": s.version}
                         for k, s in sorted(self.secrets.items())},
@@ -125,6 +128,31 @@ class Plan:
         return [s for s in self.steps if s.kind == kind]
 
 
+def live_missing(state: StackState, stack: str, services: Iterable[str]) -> list[str]:
+    """Services expected in ``stack`` that the manager does not run (empty if unknown)."""
+    if state.live_services is None:
+        return []
+    live = {name.removeprefix(f"{stack}_") for name in state.live_services}
+    return sorted(set(services) - live)
+
+
+def inputs_unchanged(
+    state: StackState, stack: str, inputs_hash: str, services: Iterable[str]
+) -> bool:
+    """The fast no-op test: the deployed revision was rendered from the very same inputs
+    (values, secret versions, image IDs, templates, deployer version) and all its services run.
+    Rendering is deterministic, so this needs no render at all."""
+    meta = state.meta
+    return bool(
+        inputs_hash
+        and meta is not None
+        and state.current is not None
+        and meta.get("outcome", "deployed") == "deployed"
+        and meta.get("inputs_sha256") == inputs_hash
+        and not live_missing(state, stack, services)
+    )
+
+
 def unchanged_reason(desired: Desired, state: StackState) -> str | None:
     """``None`` if the deployed revision is exactly ``desired`` and live; else why not."""
     meta = state.meta
@@ -140,11 +168,9 @@ def unchanged_reason(desired: Desired, state: StackState) -> str | None:
     ):
         if meta.get(key) != want[key]:
             return f"{what} changed"
-    if state.live_services is not None:
-        live = {name.removeprefix(f"{desired.stack}_") for name in state.live_services}
-        missing = set(desired.services()) - live
-        if missing:
-            return f"service(s) missing on the manager: {', '.join(sorted(missing))}"
+    missing = live_missing(state, desired.stack, desired.services())
+    if missing:
+        return f"service(s) missing on the manager: {', '.join(missing)}"
     return None
 
 
@@ -163,30 +189,34 @@ def plan_push(
     *,
     resolve_image: str = DEFAULT_RESOLVE_IMAGE,
     force: bool = False,
+    reason: str | None = None,
 ) -> Plan:
     """The steps from ``state`` (+ ``manager`` facts) to ``desired``; no steps if unchanged.
 
     ``manager`` may be None when the caller already knows the push is a no-op (it is only read
     for a change).
     """
-    reason = None if force else unchanged_reason(desired, state)
+    if reason is None and not force:
+        reason = unchanged_reason(desired, state)
     if not force and reason is None:
         return Plan((), state.current, "")
     manager = manager or ManagerFacts()
     steps: list[Step] = []
-    shipped: set[str] = set()
+    users: dict[str, list[str]] = {}
     for service, image in sorted(desired.images.items()):
-        if image.id not in manager.image_ids and image.id not in shipped:
-            shipped.add(image.id)
-            steps.append(Step("ship-image", image.ref, f"{_short_id(image.id)} for {service}"))
-        elif image.ref not in manager.image_tags and image.id not in shipped:
-            steps.append(Step("tag-image", image.ref, f"{_short_id(image.id)} for {service}"))
+        users.setdefault(image.ref, []).append(service)
+    by_ref = {image.ref: image for image in desired.images.values()}
+    for ref, services in sorted(users.items()):
+        image = by_ref[ref]
+        detail = f"{_short_id(image.id)} for {', '.join(services)}"
+        if image.id not in manager.image_ids:
+            steps.append(Step("ship-image", ref, detail))
+        elif ref not in manager.image_tags:
+            steps.append(Step("tag-image", ref, detail))
     for key, secret in sorted(desired.secrets.items()):
         if secret.name not in manager.secrets:
-            steps.append(
-                Step("create-secret", secret.name, f"{key} (value sent over stdin, not stored)",
-                     ("docker", "secret", "create", secret.name, "-"))
-            )
+            # Created through the Engine API over the connection: no argv, no file holds it.
+            steps.append(Step("create-secret", secret.name, key))
     revision = state.next_revision
     path = f"{state.revision_dir(revision)}/stack.yml"
     steps.append(Step("upload", path, f"revision {revision}"))
@@ -214,7 +244,8 @@ def _short_id(image_id: str) -> str:
 
 def _services_of(stack_file: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(stack_file) or {}
+        # The C loader when available: stack files are parsed on the no-op path.
+        data = yaml.load(stack_file, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError:
         return {}
     services = data.get("services") if isinstance(data, dict) else None

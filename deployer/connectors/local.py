@@ -63,6 +63,9 @@ class LocalConnector(Connector):
                     proc.stdin.write(chunk)
             except BrokenPipeError:
                 pass  # the command exited early; its exit code says why
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                feeder_error.append(exc)
+                proc.kill()
             finally:
                 try:
                     proc.stdin.close()
@@ -70,6 +73,7 @@ class LocalConnector(Connector):
                     pass
 
         err_chunks: list[bytes] = []
+        feeder_error: list[BaseException] = []
 
         def drain_stderr() -> None:
             assert proc.stderr is not None
@@ -108,6 +112,8 @@ class LocalConnector(Connector):
             for thread in threads:
                 thread.join()
         stderr = b"".join(err_chunks).decode(errors="replace")
+        if feeder_error:
+            raise feeder_error[0]
         if timed_out.is_set():
             raise CommandError(
                 argv, -1, stderr + f"\ntimed out after {timeout:g} s", host=self.host

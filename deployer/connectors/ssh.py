@@ -284,8 +284,11 @@ class SSHConnector(Connector):
                 for chunk in stdin_chunks(stdin):
                     channel.sendall(chunk)
                 channel.shutdown_write()
-            except (OSError, paramiko.SSHException, EOFError) as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                # A failing producer (e.g. an image stream) must not leave the remote command
+                # waiting for more input: end the channel, report after the loop.
                 feeder_error.append(exc)
+                channel.close()
 
         feeder = None
         if stdin is not None:
@@ -324,8 +327,11 @@ class SSHConnector(Connector):
             feeder.join(timeout=5)
         returncode = channel.recv_exit_status()
         stderr = err.decode(errors="replace")
-        if feeder_error and returncode == 0:
-            raise self._lost(feeder_error[0])
+        if feeder_error:
+            exc = feeder_error[0]
+            if isinstance(exc, OSError | paramiko.SSHException | EOFError):
+                raise self._lost(exc)
+            raise exc
         return RunResult(returncode, out.decode(errors="replace"), stderr)
 
     # Files

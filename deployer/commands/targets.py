@@ -1,0 +1,93 @@
+"""Options and helpers shared by the commands that act on a host (push, status, scale, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from deployer.connectors import connect
+from deployer.connectors.base import Connector
+from deployer.inventory import Host, select_hosts
+
+if TYPE_CHECKING:
+    import docker
+
+    from deployer.values import StackValues
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--host`` / ``-i`` / ``--limit`` and the SSH settings."""
+    group = parser.add_argument_group("target")
+    group.add_argument("-H", "--host", metavar="[USER@]HOST[:PORT]",
+                       help="a Swarm manager over SSH (default: the local engine)")
+    group.add_argument("-i", "--inventory", metavar="FILE", help="inventory file (YAML)")
+    group.add_argument("-l", "--limit", metavar="PATTERN",
+                       help="hosts/groups of the inventory (comma-separated, globs, !exclude)")
+    group.add_argument("--ssh-config", metavar="FILE",
+                       help="ssh config file (default: $MLOPS_SSH_CONFIG or ~/.ssh/config)")
+    group.add_argument("--accept-new-host-key", action="store_true",
+                       help="accept and record an unknown host key (changed keys are always "
+                       "refused)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show the commands run (-vv: debug logging)")
+
+
+def add_stack_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--stack", metavar="NAME",
+                        help="stack name (default: stack.name of the values)")
+
+
+def hosts_of(args: argparse.Namespace) -> list[Host]:
+    return select_hosts(
+        host=args.host, inventory=args.inventory, limit=args.limit, ssh_config=args.ssh_config,
+        accept_new_host_key=args.accept_new_host_key,
+    )
+
+
+def open_connector(host: Host) -> Connector:
+    """One connection for the whole run on ``host`` (raises ``ConnectError``)."""
+    return connect(host.ssh, docker_host=host.docker_host)
+
+
+def local_engine(conn: Connector) -> docker.DockerClient | None:
+    """The local engine (where images are built), or None if there is none."""
+    if conn.host == "local":
+        return conn.docker_client()
+    from deployer.docker_api import local_client
+    from deployer.errors import MlopsError
+
+    try:
+        return local_client()
+    except MlopsError:
+        return None
+
+
+@contextlib.contextmanager
+def host_values_files(host: Host) -> Iterator[list[Path]]:
+    """The host's values files, then its inline ``values`` overlay as a temp file."""
+    files = list(host.values_files)
+    if not host.values:
+        yield files
+        return
+    with tempfile.TemporaryDirectory(prefix="mlops-values-") as tmp:
+        overlay = Path(tmp) / f"inventory-{host.name}.yaml"
+        overlay.write_text(yaml.safe_dump(dict(host.values), sort_keys=True))
+        yield [*files, overlay]
+
+
+def load_host_values(host: Host, args: argparse.Namespace) -> StackValues:
+    """defaults < host values files < host ``values`` < ``-f`` files < ``--set``."""
+    from deployer.values import load_values
+
+    with host_values_files(host) as files:
+        return load_values(
+            [*files, *getattr(args, "values_files", [])],
+            getattr(args, "sets", []),
+            allow_default_credentials=getattr(args, "allow_default_credentials", False),
+        )

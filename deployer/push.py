@@ -1,0 +1,425 @@
+"""``push``: render -> compare with the deployed revision -> (ship images, create secrets and
+configs, upload, ``docker stack deploy``, wait, prune, record) -> or just ``ok``.
+
+The no-op path costs one remote command (``state.read_state``) and never calls
+``docker stack deploy`` (a no-op deploy still bumps every service's version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker.errors
+import yaml
+
+from deployer import __version__, facts, ship
+from deployer.converge import ConvergeError, progress_line, wait_converged
+from deployer.docker_api import docker_errors
+from deployer.errors import ConfigError, DeployError
+from deployer.operations import (
+    SECRET_KEY_LABEL,
+    SECRET_STACK_LABEL,
+    Desired,
+    ImageRef,
+    Plan,
+    SecretRef,
+    deploy_argv,
+    inputs_unchanged,
+    plan_push,
+    secret_version,
+    spec_changes,
+    unified_diff,
+)
+from deployer.output import Reporter
+from deployer.state import (
+    DeployLock,
+    Revision,
+    StackState,
+    audit,
+    now_iso,
+    read_revision,
+    read_state,
+    set_current,
+    update_meta,
+    who,
+    write_revision,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+    from deployer.connectors.base import Connector
+    from deployer.values import StackValues
+
+GOOGLE_KEY = "google_api_key"
+GOOGLE_ENV = "GOOGLE_API_KEY"
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    check: bool = False
+    diff: bool = False
+    resolve_image: str = "never"
+    timeout: float = 300.0
+    break_lock: bool = False
+    force: bool = False
+    rollback: bool = True
+    env_file: str | None = None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a ``.env`` file (comments, ``export`` and quotes handled)."""
+    out: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def google_api_key(env_file: str | None) -> str:
+    """The Gemini key: ``$GOOGLE_API_KEY``, else the ``.env`` file (``--env-file``, default
+    ``./.env`` when present). Never logged."""
+    value = os.environ.get(GOOGLE_ENV)
+    if value:
+        return value
+    path = Path(env_file) if env_file else Path(".env")
+    if env_file and not path.is_file():
+        raise ConfigError(f"--env-file {path} does not exist")
+    if path.is_file():
+        value = read_env_file(path).get(GOOGLE_ENV)
+        if value:
+            return value
+    raise ConfigError(
+        f"{GOOGLE_ENV} is not set (the llm-connector's Gemini key, deployed as a Swarm secret)",
+        fix=f"export {GOOGLE_ENV}=... or put it in a .env file (--env-file FILE)",
+    )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the Swarm file is rendered from, resolved (cheap: no render, no manager call when
+    the local engine has the images)."""
+
+    stack: str
+    versions: Mapping[str, str]  # secret base -> version
+    secret_values: Mapping[str, str]  # secret base -> value (never printed)
+    images: Mapping[str, ImageRef]
+    services: tuple[str, ...]  # services and jobs of the stack
+    hash: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a push decided locally: the desired state and the objects to create."""
+
+    desired: Desired
+    secret_values: Mapping[str, str]  # Swarm secret name -> value (never printed)
+    configs: Mapping[str, str]  # Swarm config name -> content
+
+
+def image_refs(values: StackValues) -> dict[str, str]:
+    """Image reference of each service and job as the values set it."""
+    from deployer.values import MinioService
+
+    refs: dict[str, str] = {}
+    for name, svc in values.active_services().items():
+        image = svc.image
+        if image is None and isinstance(svc, MinioService):
+            s3 = values.s3
+            image = s3.minio_image if s3.backend == "minio" else s3.seaweedfs_image
+        if image is not None:
+            refs[name] = image
+    for name, job in values.jobs.by_name().items():
+        refs[name] = job.image
+    return refs
+
+
+def _templates_hash() -> str:
+    from deployer.resources import templates_dir
+
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(templates_dir().glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def resolve_inputs(
+    values: StackValues,
+    manager: Callable[[], docker.DockerClient],
+    local: docker.DockerClient | None,
+    host: str,
+    *,
+    env_file: str | None = None,
+) -> Inputs:
+    from deployer.render import swarm_secret_values
+    from deployer.values import values_hash
+
+    raw_values = {GOOGLE_KEY: google_api_key(env_file), **swarm_secret_values(values)}
+    versions = {base: secret_version(value) for base, value in raw_values.items()}
+    resolved = facts.resolve_images(local, manager, image_refs(values), host)
+    images = {
+        service: ImageRef(service, ship.pinned_ref(ref, ident), ident)
+        for service, (ref, ident) in resolved.items()
+    }
+    digest = hashlib.sha256()
+    for part in (
+        values_hash(values),
+        json.dumps(versions, sort_keys=True),
+        json.dumps({s: i.id for s, i in images.items()}, sort_keys=True),
+        _templates_hash(),
+    ):
+        digest.update(part.encode() + b"\0")
+    services = (*values.active_services(), *values.jobs.by_name())
+    return Inputs(values.stack.name, versions, raw_values, images, tuple(services),
+                  digest.hexdigest())
+
+
+def prepare(values: StackValues, inputs: Inputs) -> Prepared:
+    """Render the Swarm file with pinned images and versioned secrets (no change anywhere)."""
+    from deployer.render import render, secret_name, swarm_configs
+    from deployer.values import values_hash
+
+    final = render(values, "swarm", secret_versions=inputs.versions,
+                   images={s: i.ref for s, i in inputs.images.items()})
+    secrets = {
+        base: SecretRef(base, secret_name(base, version), version)
+        for base, version in inputs.versions.items()
+    }
+    desired = Desired(values.stack.name, final.text, values_hash(values), inputs.images, secrets,
+                      inputs.hash)
+    return Prepared(
+        desired,
+        {secrets[base].name: value for base, value in inputs.secret_values.items()},
+        swarm_configs(values),
+    )
+
+
+class Pusher:
+    """Runs one push against one host (connector), reporting through ``reporter``."""
+
+    def __init__(
+        self,
+        conn: Connector,
+        reporter: Reporter,
+        options: PushOptions,
+        *,
+        local: docker.DockerClient | None = None,
+    ) -> None:
+        self.conn = conn
+        self.host = conn.host
+        self.out = reporter
+        self.opts = options
+        self.local = local
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def push(self, values: StackValues) -> Plan:
+        """Push ``values``; returns the plan that was (or, with --check, would be) executed."""
+        stack = values.stack.name
+        inputs = resolve_inputs(values, self.conn.docker_client, self.local, self.host,
+                                env_file=self.opts.env_file)
+        state = read_state(self.conn, stack)
+        if not self.opts.force and inputs_unchanged(state, stack, inputs.hash, inputs.services):
+            self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")
+            return Plan((), state.current)
+        prepared = prepare(values, inputs)
+        desired = prepared.desired
+        plan = plan_push(desired, state, None, resolve_image=self.opts.resolve_image,
+                         force=self.opts.force)
+        if not plan.changed:
+            if state.meta is not None and state.current is not None:
+                # Same file from different inputs (e.g. a Compose-only value changed): remember
+                # the inputs so the next check can skip rendering.
+                update_meta(self.conn, state, state.current,
+                            {**state.meta, "inputs_sha256": inputs.hash})
+            self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")
+            return plan
+        client = self.conn.docker_client()
+        manager = facts.manager_facts(client, self.host)
+        plan = plan_push(desired, state, manager, resolve_image=self.opts.resolve_image,
+                         force=self.opts.force)
+        if self.opts.diff or self.opts.check:
+            self._show_changes(state, desired)
+        if self.opts.check:
+            for step in plan.steps:
+                self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+            return plan
+        lock = DeployLock(self.conn, state, break_lock=self.opts.break_lock).acquire()
+        try:
+            if lock.stale:
+                self.out.info(f"took over a stale lock of {lock.stale.describe()}")
+                audit(self.conn, state, "break-lock", holder=lock.stale.holder,
+                      since=lock.stale.since)
+            # Re-read under the lock: another push may have finished since the first read.
+            state = read_state(self.conn, stack, with_services=False)
+            plan = plan_push(desired, state, manager, resolve_image=self.opts.resolve_image,
+                             force=True, reason=plan.reason)
+            self._execute(plan, prepared, state, client)
+        finally:
+            lock.release()
+        return plan
+
+    # -- --check / --diff ----------------------------------------------------------------------
+
+    def _show_changes(self, state: StackState, desired: Desired) -> None:
+        old = None
+        if state.current is not None:
+            revision = read_revision(self.conn, state, state.current)
+            old = revision.stack_file if revision else None
+        if self.opts.diff:
+            text = unified_diff(old, desired.stack_file,
+                                f"revision {state.current or 0}", "new")
+            self.out.text(text or "(stack file unchanged)")
+        if self.opts.check:
+            for change in spec_changes(old, desired.stack_file):
+                self.out.info(str(change))
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def _execute(
+        self, plan: Plan, prepared: Prepared, state: StackState, client: docker.DockerClient
+    ) -> None:
+        desired = prepared.desired
+        assert plan.revision is not None
+        revision = plan.revision
+        meta: dict[str, Any] = {
+            **desired.meta(), "revision": revision, "who": who(), "when": now_iso(),
+            "deployer": __version__, "resolve_image": self.opts.resolve_image,
+            "outcome": "deploying",
+        }
+        report = self.out.step
+        for step in plan.steps:
+            if step.kind == "ship-image":
+                self._ship(step.target, client)
+            elif step.kind == "tag-image":
+                image = next(i for i in desired.images.values() if i.ref == step.target)
+                repo, tag = ship.split_ref(image.ref)
+                with docker_errors(self.host):
+                    client.api.tag(image.id, repo, tag)
+            elif step.kind == "create-secret":
+                self._create_secret(client, desired.stack, step.target, prepared)
+            elif step.kind == "upload":
+                self._create_configs(client, desired.stack, prepared)
+                write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
+            elif step.kind == "stack-deploy":
+                self.conn.run(list(step.argv))
+            elif step.kind == "wait":
+                try:
+                    self._wait(desired)
+                except ConvergeError as exc:
+                    report(self.host, "failed", step.kind, step.target, str(exc.message),
+                           step.argv)
+                    self._after_failure(exc, state, revision, meta)
+                    raise
+            elif step.kind == "prune-secrets":
+                self._prune(client, desired.stack, prepared)
+            elif step.kind == "record":
+                meta["outcome"] = "deployed"
+                update_meta(self.conn, state, revision, meta)
+                set_current(self.conn, state, revision)
+                audit(self.conn, state, "push", revision=revision,
+                      file_sha256=desired.file_hash, values_hash=desired.values_hash)
+            report(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+
+    def _ship(self, ref: str, client: docker.DockerClient) -> None:
+        if self.local is None:
+            raise DeployError(f"{ref} is missing on {self.host} and no local engine has it")
+        image_id = facts.image_id(self.local, ref, "local")
+        if image_id is None:
+            raise DeployError(f"{ref} vanished from the local engine during the push")
+        ship.ensure_local_tag(self.local, image_id, ref)
+        ship.ship_image(self.local, self.conn, ref,
+                        on_progress=lambda n: self.out.info(f"{ref}: {n / 1e6:.0f} MB sent"))
+
+    def _create_secret(
+        self, client: docker.DockerClient, stack: str, name: str, prepared: Prepared
+    ) -> None:
+        # Through the Engine API on the SSH channel: the value is in no file and no argv, on
+        # either side (the CLI equivalent is `docker secret create NAME -` fed on stdin).
+        key = next(b for b, s in prepared.desired.secrets.items() if s.name == name)
+        labels = {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: key}
+        with docker_errors(self.host):
+            try:
+                client.api.create_secret(name, prepared.secret_values[name].encode(),
+                                         labels=labels)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # created by a concurrent run: same content
+                    raise
+
+    def _create_configs(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
+        with docker_errors(self.host):
+            present = {c["Spec"]["Name"] for c in client.api.configs()}
+            for name, content in prepared.configs.items():
+                if name not in present:
+                    client.api.create_config(name, content.encode(),
+                                             labels={SECRET_STACK_LABEL: stack})
+
+    def _wait(self, desired: Desired) -> None:
+        wait_converged(
+            self.conn.docker_client().api,
+            desired.stack,
+            self.host,
+            expected=desired.services(),
+            timeout=self.opts.timeout,
+            on_progress=lambda svc: self.out.info(progress_line(svc)),
+        )
+
+    def _after_failure(
+        self, exc: ConvergeError, state: StackState, revision: int, meta: dict[str, Any]
+    ) -> None:
+        failure = exc.failure
+        meta["outcome"] = "failed"
+        meta["failure"] = failure.describe() if failure else exc.message
+        update_meta(self.conn, state, revision, meta)
+        audit(self.conn, state, "push-failed", revision=revision, error=meta["failure"])
+        if not self.opts.rollback or state.current is None:
+            return
+        previous = state.current
+        path = f"{state.revision_dir(previous)}/stack.yml"
+        argv = deploy_argv(state.stack, path, self.opts.resolve_image)
+        self.conn.run(argv)
+        try:
+            previous_revision = read_revision(self.conn, state, previous)
+            expected = [] if previous_revision is None else sorted(
+                (yaml.safe_load(previous_revision.stack_file) or {}).get("services") or {}
+            )
+            wait_converged(self.conn.docker_client().api, state.stack, self.host,
+                           expected=expected, timeout=self.opts.timeout,
+                           on_progress=lambda svc: self.out.info(progress_line(svc)))
+        except ConvergeError as again:
+            self.out.step(self.host, "failed", "rollback", f"revision {previous}",
+                          again.message, argv)
+            audit(self.conn, state, "rollback-failed", revision=previous)
+            return
+        self.out.step(self.host, "changed", "rollback", f"revision {previous}",
+                      f"revision {revision} failed", argv)
+        audit(self.conn, state, "rollback", revision=previous, failed_revision=revision)
+        exc.message += f"; rolled back to revision {previous}"
+        exc.args = (exc.message,)
+
+    def _prune(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
+        keep = set(prepared.secret_values)
+        with docker_errors(self.host):
+            for secret in client.api.secrets(filters={"label": f"{SECRET_STACK_LABEL}={stack}"}):
+                name = secret["Spec"]["Name"]
+                if name not in keep:
+                    try:
+                        client.api.remove_secret(secret["ID"])
+                    except docker.errors.APIError:
+                        pass  # still in use by a task being replaced: next push prunes it
