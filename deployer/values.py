@@ -485,7 +485,7 @@ def parse_set(raw: str) -> tuple[KeyPath, Any]:
                 fix=_did_you_mean(parts[1], known),
             )
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = yaml.load(text, Loader=_Loader) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ValuesError(
             f"value is not valid YAML: {_yaml_problem(exc)}", source=source, key=key
@@ -512,6 +512,10 @@ def json_schema() -> dict[str, Any]:
 # --- YAML reading with line numbers ---------------------------------------------------------
 
 
+# libyaml's parser when PyYAML was built with it (several times faster), else pure Python.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     """Parse one values file; return the data and the line (1-based) of every key path."""
     source = str(path)
@@ -525,8 +529,13 @@ def _read_yaml_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
         raise ValuesError(f"not UTF-8 text ({exc.reason})", source=source) from None
     except OSError as exc:
         raise ValuesError(f"cannot read: {exc.strerror}", source=source) from None
+    loader = _Loader(text)
     try:
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs: list[yaml.Node] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                docs.append(node)
     except yaml.YAMLError as exc:
         line = None
         mark = getattr(exc, "problem_mark", None)
@@ -556,9 +565,11 @@ def _read_yaml_file(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     lines: dict[KeyPath, int] = {}
     _index_lines(root, (), lines, source)
     try:
-        data = yaml.SafeLoader(text).get_single_data()
+        data = loader.construct_document(root)
     except yaml.YAMLError as exc:  # e.g. a bad tag value found only while constructing
         raise ValuesError(f"YAML error: {_yaml_problem(exc)}", source=source) from None
+    finally:
+        loader.dispose()
     return data, lines
 
 
