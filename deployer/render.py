@@ -155,9 +155,9 @@ def write_files(files: Iterable[RenderedFile], out_dir: Path) -> list[Path]:
     temp files could be written. Returns the written paths.
     """
     files = list(files)
-    out_dir.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         for f in files:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{f.filename}.", suffix=".tmp", dir=out_dir)
             staged.append((Path(tmp_name), out_dir / f.filename))
