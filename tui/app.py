@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from deployer.errors import ConnectError, MlopsError
 from tui.backend import Backend
@@ -82,11 +81,9 @@ class MlopsApp(App[None]):
 
     # -- the one place worker failures go -----------------------------------------------------
 
-    @on(Worker.StateChanged)
-    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        worker = event.worker
+    def worker_failed(self, worker: Worker[object]) -> None:
+        """Route a failed worker: a lost connection to the status bar (and retry), a project
+        error to a toast, anything else (a bug) to the error screen."""
         error = worker.error
         main = self._main()
         if worker.name == "scale_service" and main is not None:

@@ -16,7 +16,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log
 from textual.worker import get_current_worker
 
@@ -24,6 +23,7 @@ from deployer.swarm import ServiceState, SwarmSnapshot
 from tui.backend import Backend, LogTarget
 from tui.logs import DEFAULT_CAPACITY, LogBuffer, LogLine, compile_pattern, matches
 from tui.messages import LogLinesReceived, LogStreamEnded
+from tui.screens.base import WorkerScreen
 
 #: Tail sizes the `T` key cycles through (None: the whole log).
 TAIL_SIZES: tuple[int | None, ...] = (200, 1000, 5000, None)
@@ -44,7 +44,7 @@ class SearchHighlighter(Highlighter):
             text.highlight_regex(self.pattern, style="black on yellow")
 
 
-class LogsScreen(Screen[None]):
+class LogsScreen(WorkerScreen):
     """Follow, pause, filter, search, timestamps, tail size."""
 
     BINDINGS = [

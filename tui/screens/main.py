@@ -8,7 +8,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label
 from textual.worker import WorkerState
 
@@ -22,6 +21,7 @@ from tui.messages import (
     ServiceScaled,
     ServicesRefreshed,
 )
+from tui.screens.base import WorkerScreen
 from tui.screens.dialogs import ConfirmDialog, ScaleDialog
 from tui.widgets.events_feed import EventsFeed
 from tui.widgets.services_table import ServicesTable
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tui.app import MlopsApp
 
 
-class MainScreen(Screen[None]):
+class MainScreen(WorkerScreen):
     """Services table on top; tasks of the selected one and the events feed below."""
 
     BINDINGS = [
