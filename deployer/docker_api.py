@@ -126,7 +126,7 @@ def ssh_client(
     """
     # Build without talking to anyone (a fixed version skips the probe), mount our adapter, then
     # negotiate the API version over it, as ``version="auto"`` would have done.
-    client = docker.DockerClient(base_url="http://localhost", version="1.41", timeout=timeout)
+    client = docker.DockerClient(base_url="http://localhost:2375", version="1.41", timeout=timeout)
     api = client.api
     adapter = _ChannelAdapter(transport, timeout)
     for prefix in ("http://", "https://"):
