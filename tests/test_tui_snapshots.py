@@ -48,9 +48,10 @@ def replay_app(**kwargs: Any) -> MlopsApp:
 async def loaded(pilot: Pilot[None]) -> None:
     """Wait for the first refresh to fill the services table."""
     for _ in range(100):
-        if pilot.app.screen.query(ServicesTable) and pilot.app.screen.query_one(
-            ServicesTable
-        ).row_count:
+        if (
+            pilot.app.screen.query(ServicesTable)
+            and pilot.app.screen.query_one(ServicesTable).row_count
+        ):
             break
         await pilot.pause(0.05)
     await pilot.pause()
@@ -94,3 +95,32 @@ def test_filter(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(replay_app(), terminal_size=SIZE, run_before=filter_w)
+
+
+async def test_help_and_command_palette_list_every_action() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.query("HelpPanel")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not app.screen.query("HelpPanel")
+        titles = {cmd.title for cmd in app.get_system_commands(app.screen)}
+        for binding in app.screen.BINDINGS:
+            assert binding.description in titles  # type: ignore[union-attr]
+            assert binding.id  # type: ignore[union-attr]
+        assert {"Scale", "Restart", "Rollback", "Remove", "Logs"} <= titles
+
+
+async def test_actions_on_a_recording_are_refused_with_a_toast() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("down", "plus")
+        for _ in range(50):
+            if any("recording" in n.message for n in app._notifications):
+                break
+            await pilot.pause(0.05)
+        assert any("recording" in n.message for n in app._notifications)
