@@ -122,6 +122,12 @@ def test_push_noop_check_diff_and_secrets(
     assert running[f"{stack.name}_llm-connector"] == 1
     assert running[f"{stack.name}_minio"] == 1
 
+    code, out = run(["status", "--host", stack.alias, "--ssh-config", stack.bed["ssh_config"],
+                     "--stack", stack.name], capsys)
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("llm-connector"))
+    assert "1/1" in row and "healthy" in row and "20101->8000" in row, out
+
     # Second push: a no-op that never calls `docker stack deploy` (no version bump).
     before = stack.versions()
     code, out = run(stack.argv("push", "-v"), capsys)
