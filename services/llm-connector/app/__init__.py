@@ -1,0 +1,1 @@
+"""llm-connector: a small HTTP API in front of the Gemini API."""
