@@ -99,7 +99,7 @@ def manager(request: pytest.FixtureRequest, bed: dict[str, Any]) -> Iterator[dic
 def test_stack_lifecycle_over_ssh(manager: dict[str, Any], bed: dict[str, Any]) -> None:
     stack = f"smoke-{secrets.token_hex(3)}"
     line = f"smoke-heartbeat-{secrets.token_hex(4)}"
-    port = 19000 + secrets.randbelow(900)
+    port = 19000 + secrets.randbelow(400)
     remote = Remote(manager)
     try:
         # Each manager is its own host: its sessions see its own engine and state dir.
