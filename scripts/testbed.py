@@ -197,8 +197,10 @@ def preflight() -> None:
 
 
 def ensure_packages() -> None:
+    # chromium drives the Gradio page in the browser tests (with PyPI playwright; never its own
+    # browser download, which cannot work offline).
     needed = {"dockerd": "docker.io", "sshd": "openssh-server", "debootstrap": "debootstrap",
-              "ip": "iproute2"}
+              "ip": "iproute2", "chromium": "chromium"}
     missing = sorted({pkg for binary, pkg in needed.items()
                       if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists()})
     if not missing:
