@@ -8,7 +8,10 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from deployer.swarm import ServiceState
 
 STATUSES = ("ok", "changed", "failed", "skipped")
 
@@ -57,6 +60,15 @@ class Reporter:
         """A progress or detail line (shown when ``verbose >= level``)."""
         if self.verbose >= level:
             print(f"    {text}", file=self.stream, flush=True)
+
+    def progress(self, host: str, service: ServiceState) -> None:
+        """A service's state while a push waits for convergence (one line per change).
+
+        Printed as an info line here; subclasses (the dashboard) show it per service.
+        """
+        from deployer.converge import progress_line
+
+        self.info(progress_line(service))
 
     def text(self, text: str) -> None:
         """Verbatim text (a diff, a table)."""

@@ -19,7 +19,7 @@ import docker.errors
 import yaml
 
 from deployer import __version__, facts, ship
-from deployer.converge import ConvergeError, progress_line, wait_converged
+from deployer.converge import ConvergeError, wait_converged
 from deployer.docker_api import docker_errors
 from deployer.errors import ConfigError, DeployError
 from deployer.operations import (
@@ -377,7 +377,7 @@ class Pusher:
             self.host,
             expected=desired.services(),
             timeout=self.opts.timeout,
-            on_progress=lambda svc: self.out.info(progress_line(svc)),
+            on_progress=lambda svc: self.out.progress(self.host, svc),
         )
 
     def _after_failure(
@@ -401,7 +401,7 @@ class Pusher:
             )
             wait_converged(self.conn.docker_client().api, state.stack, self.host,
                            expected=expected, timeout=self.opts.timeout,
-                           on_progress=lambda svc: self.out.info(progress_line(svc)))
+                           on_progress=lambda svc: self.out.progress(self.host, svc))
         except ConvergeError as again:
             self.out.step(self.host, "failed", "rollback", f"revision {previous}",
                           again.message, argv)
