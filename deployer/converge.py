@@ -8,8 +8,9 @@ stability window each.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -83,6 +84,15 @@ def progress_line(service: ServiceState) -> str:
     return f"{service.short_name:<18} {service.replicas_text:<8} {state}"
 
 
+def _as_requested_rollback(service: ServiceState) -> ServiceState:
+    # A rollback the user asked for: in progress while started, the goal once completed.
+    if service.update_state == "rollback_started":
+        return dataclasses.replace(service, update_state="updating")
+    if service.update_state == "rollback_completed":
+        return dataclasses.replace(service, update_state=None)
+    return service
+
+
 def wait_converged(
     api: SwarmApi,
     stack: str,
@@ -92,10 +102,13 @@ def wait_converged(
     timeout: float = 300.0,
     interval: float = 0.5,
     on_progress: Callable[[ServiceState], None] | None = None,
+    rolled_back: Collection[str] = (),
 ) -> SwarmSnapshot:
     """Poll until every service of ``stack`` converged; return the final snapshot.
 
     ``expected`` names services that must exist (short names) before it can count as converged.
+    ``rolled_back`` names services whose rollback was requested (``docker service rollback``):
+    for them a completed rollback is the goal, not a refused update.
     Raises ``DeployError`` naming the failing service, its task error and exit code, or the
     services still pending at the timeout. ``on_progress`` gets each service whose line changed.
     """
@@ -105,12 +118,16 @@ def wait_converged(
     while True:
         with docker_errors(host):
             snapshot = read_snapshot(api, stack, include_nodes=False)
-        for service in snapshot.services:
+        services = [
+            _as_requested_rollback(s) if s.short_name in rolled_back else s
+            for s in snapshot.services
+        ]
+        for service in services:
             line = progress_line(service)
             if on_progress and shown.get(service.short_name) != line:
                 shown[service.short_name] = line
                 on_progress(service)
-        for service in snapshot.services:
+        for service in services:
             failure = failure_of(snapshot, service)
             if failure:
                 raise ConvergeError(
@@ -118,11 +135,11 @@ def wait_converged(
                     failure=failure,
                     fix=f"see `deployer logs {failure.service}` and the task error above",
                 )
-        present = {s.short_name for s in snapshot.services}
-        if want <= present and snapshot.services and snapshot.converged:
+        present = {s.short_name for s in services}
+        if want <= present and services and all(s.converged for s in services):
             return snapshot
         if time.monotonic() >= deadline:
-            pending = [progress_line(s) for s in snapshot.services if not s.converged]
+            pending = [progress_line(s) for s in services if not s.converged]
             pending += [f"{name} (not created)" for name in sorted(want - present)]
             raise ConvergeError(
                 f"stack {stack} did not converge within {timeout:g} s; pending: "

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
-import yaml
 
 from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
@@ -29,7 +28,6 @@ from deployer.operations import (
     ImageRef,
     Plan,
     SecretRef,
-    deploy_argv,
     inputs_unchanged,
     plan_push,
     secret_version,
@@ -37,6 +35,7 @@ from deployer.operations import (
     unified_diff,
 )
 from deployer.output import Reporter
+from deployer.rollback import redeploy, revision_argv
 from deployer.state import (
     DeployLock,
     Revision,
@@ -391,17 +390,15 @@ class Pusher:
         if not self.opts.rollback or state.current is None:
             return
         previous = state.current
-        path = f"{state.revision_dir(previous)}/stack.yml"
-        argv = deploy_argv(state.stack, path, self.opts.resolve_image)
-        self.conn.run(argv)
+        # The same code path as `deployer rollback --to-revision N` (deployer.rollback).
+        argv = revision_argv(state, previous, self.opts.resolve_image)
         try:
             previous_revision = read_revision(self.conn, state, previous)
-            expected = [] if previous_revision is None else sorted(
-                (yaml.safe_load(previous_revision.stack_file) or {}).get("services") or {}
-            )
-            wait_converged(self.conn.docker_client().api, state.stack, self.host,
-                           expected=expected, timeout=self.opts.timeout,
-                           on_progress=lambda svc: self.out.progress(self.host, svc))
+            if previous_revision is None:
+                raise ConvergeError(f"revision {previous} has no stack file on {self.host}",
+                                    failure=None)
+            redeploy(self.conn, state, previous_revision, argv, timeout=self.opts.timeout,
+                     on_progress=lambda svc: self.out.progress(self.host, svc))
         except ConvergeError as again:
             self.out.step(self.host, "failed", "rollback", f"revision {previous}",
                           again.message, argv)
