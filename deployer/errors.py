@@ -114,3 +114,16 @@ class LockHeldError(DeployError):
     """Another deploy holds the stack's lock."""
 
     title = "stack is locked"
+
+
+class BuildError(MlopsError):
+    """An image build failed; names the service and the failing step."""
+
+    title = "build failed"
+
+    def __init__(
+        self, message: str, *, service: str, step: str | None = None, fix: str | None = None
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.service = service
+        self.step = step

@@ -1,10 +1,12 @@
-"""`deployer push` (and later `build`, `rebuild`): ship the stack to its hosts."""
+"""`deployer build`, `push` and `rebuild` (build + push): make the images, ship the stack."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from deployer.build import Builder, BuildOptions
 from deployer.commands.render import add_values_arguments
 from deployer.commands.targets import (
     add_target_arguments,
@@ -13,6 +15,7 @@ from deployer.commands.targets import (
     local_engine,
     open_connector,
 )
+from deployer.docker_api import local_client
 from deployer.errors import ConnectError, MlopsError
 from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
@@ -44,8 +47,38 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on failure, leave the failed revision deployed")
 
 
+def add_build_arguments(parser: argparse.ArgumentParser, *, with_values: bool = True) -> None:
+    """SERVICE... and the build options (shared by `build` and `rebuild`)."""
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="services to build (default: every service the values build)")
+    if with_values:
+        add_values_arguments(parser)
+    group = parser.add_argument_group("build")
+    group.add_argument("--base-image", metavar="IMAGE",
+                       help="BASE_IMAGE build argument (default: build.base_image of the values)")
+    group.add_argument("--ca-cert", dest="ca_certs", action="append", type=Path, default=[],
+                       metavar="FILE", help="extra CA certificate (PEM) installed in the images, "
+                       "e.g. a TLS-intercepting proxy's (repeatable)")
+    group.add_argument("--no-cache", action="store_true",
+                       help="build even if the content hash is already built, without the "
+                       "builder's layer cache")
+    group.add_argument("--context-dir", type=Path, metavar="DIR",
+                       help="folder holding <service>/Dockerfile (default: the shipped services/)")
+
+
 def register(subparsers: Any) -> None:
-    """Add the `push` sub-command."""
+    """Add the `build`, `push` and `rebuild` sub-commands."""
+    b = subparsers.add_parser(
+        "build", help="build the service images on the local engine (skips unchanged ones)",
+        description="Build each service image from services/<name> with the legacy builder, "
+        "tagged <repo>:<content hash> and the values' image. A service whose build context, "
+        "base image and arguments are unchanged is ok without building.",
+    )
+    add_build_arguments(b)
+    b.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show the builder's whole output and the commands")
+    b.set_defaults(func=run_build)
+
     p = subparsers.add_parser(
         "push", help="deploy the stack to a Swarm manager (idempotent)",
         description="Render the Swarm file, ship missing images, create secrets, deploy, wait "
@@ -54,9 +87,59 @@ def register(subparsers: Any) -> None:
     add_push_arguments(p)
     p.set_defaults(func=run_push)
 
+    r = subparsers.add_parser(
+        "rebuild", help="build the images, then push the stack",
+        description="`deployer build` then `deployer push` (with the same values and targets). "
+        "Nothing is pushed if a build fails.",
+    )
+    add_build_arguments(r, with_values=False)
+    add_push_arguments(r)
+    r.set_defaults(func=run_rebuild)
+
+
+def _build_options(args: argparse.Namespace) -> BuildOptions:
+    return BuildOptions(base_image=args.base_image, ca_certs=tuple(args.ca_certs),
+                        no_cache=args.no_cache, context_dir=args.context_dir)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build on the local engine; exit 2 when a build failed."""
+    reporter = Reporter(verbose=args.verbose)
+    _build(args, reporter)
+    reporter.recap()
+    return reporter.exit_code()
+
+
+def _build(args: argparse.Namespace, reporter: Reporter) -> bool:
+    """Build with the values of the command line; True when no build failed."""
+    from deployer.values import load_values
+
+    values = load_values(args.values_files, args.sets,
+                         allow_default_credentials=args.allow_default_credentials)
+    options = _build_options(args)
+    client = local_client()
+    try:
+        results = Builder(client, reporter, options).build(values, args.services)
+    finally:
+        client.close()
+    return not any(r.status == "failed" for r in results)
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    """Build, then (if every build succeeded) push to the targets."""
+    reporter = Reporter(verbose=args.verbose, check=args.check)
+    if not _build(args, reporter):
+        reporter.text("not pushing: a build failed")
+        reporter.recap()
+        return reporter.exit_code()
+    return _push(args, reporter)
+
 
 def run_push(args: argparse.Namespace) -> int:
-    reporter = Reporter(verbose=args.verbose, check=args.check)
+    return _push(args, Reporter(verbose=args.verbose, check=args.check))
+
+
+def _push(args: argparse.Namespace, reporter: Reporter) -> int:
     options = PushOptions(
         check=args.check, diff=args.diff, resolve_image=args.resolve_image,
         timeout=args.timeout, break_lock=args.break_lock, force=args.force,
