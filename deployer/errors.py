@@ -127,3 +127,9 @@ class BuildError(MlopsError):
         super().__init__(message, fix=fix)
         self.service = service
         self.step = step
+
+
+class ComposeError(MlopsError):
+    """No usable compose CLI, or a compose command failed."""
+
+    title = "compose unavailable"
