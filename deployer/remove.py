@@ -1,0 +1,119 @@
+"""``remove``: take a stack off a manager — services and networks (``docker stack rm``), then the
+secrets and configs the deployer created for it, and its volumes only when asked.
+
+Volumes are local to the node that ran the tasks; through a manager's engine we reach the
+manager's own. Objects are found by label, never by name pattern: the stack namespace label that
+``docker stack deploy`` sets, and ``io.mlops.stack`` on what ``push`` created.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import docker.errors
+
+from deployer.docker_api import docker_errors
+from deployer.errors import DeployError
+from deployer.operations import SECRET_STACK_LABEL
+from deployer.swarm import STACK_LABEL
+
+if TYPE_CHECKING:
+    import docker
+
+
+@dataclass(frozen=True)
+class StackObjects:
+    """What of a stack exists on the manager's engine, by name."""
+
+    services: tuple[str, ...]
+    networks: tuple[str, ...]
+    secrets: tuple[str, ...]
+    configs: tuple[str, ...]
+    volumes: tuple[str, ...]
+    containers: int
+
+    @property
+    def deployed(self) -> bool:
+        return bool(self.services or self.networks)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.deployed or self.secrets or self.configs or self.volumes)
+
+
+def stack_rm_argv(stack: str) -> list[str]:
+    return ["docker", "stack", "rm", stack]
+
+
+def stack_objects(client: docker.DockerClient, stack: str, host: str) -> StackObjects:
+    """The stack's services, networks, deployer-made secrets/configs, volumes and containers."""
+    ns = {"label": f"{STACK_LABEL}={stack}"}
+    own = {"label": f"{SECRET_STACK_LABEL}={stack}"}
+    api = client.api
+    with docker_errors(host):
+        return StackObjects(
+            services=tuple(sorted(s["Spec"]["Name"] for s in api.services(filters=ns))),
+            networks=tuple(sorted(n["Name"] for n in api.networks(filters=ns))),
+            secrets=tuple(sorted(s["Spec"]["Name"] for s in api.secrets(filters=own))),
+            configs=tuple(sorted(c["Spec"]["Name"] for c in api.configs(filters=own))),
+            volumes=tuple(sorted(
+                v["Name"] for v in (api.volumes(filters=ns).get("Volumes") or [])
+            )),
+            containers=len(api.containers(all=True, filters=ns)),
+        )
+
+
+def _poll(what: str, done: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            raise DeployError(f"{what} within {timeout:g} s",
+                              fix="check `docker service ls` / `docker ps` on the manager and "
+                              "rerun `deployer remove` (it continues where it stopped)")
+        time.sleep(interval)
+
+
+def wait_gone(client: docker.DockerClient, stack: str, host: str, timeout: float) -> None:
+    """Until the stack's services and networks are gone."""
+    _poll(f"stack {stack}'s services and networks were not removed",
+          lambda: not stack_objects(client, stack, host).deployed, timeout)
+
+
+def remove_objects(
+    client: docker.DockerClient, host: str, kind: str, names: tuple[str, ...], timeout: float
+) -> list[str]:
+    """Remove secrets, configs or volumes by name; returns the names kept because in use.
+
+    Secrets and configs are content-named, so another stack pushed with the same content uses
+    the very same object: once our services are gone, "in use" means someone else's, and it is
+    kept. A volume is in use until the last container of the stack has stopped: retried.
+    """
+    api = client.api
+    remove: Callable[[str], object] = {
+        "secret": api.remove_secret, "config": api.remove_config,
+        "volume": api.remove_volume,
+    }[kind]
+    left = list(names)
+    kept: list[str] = []
+
+    def attempt() -> bool:
+        for name in list(left):
+            with docker_errors(host):
+                try:
+                    remove(name)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    if "in use" not in str(exc.explanation or exc):
+                        raise
+                    if kind == "volume":
+                        continue
+                    kept.append(name)
+            left.remove(name)
+        return not left
+
+    _poll(f"{kind}(s) {', '.join(left)} still in use", attempt, timeout)
+    return kept
