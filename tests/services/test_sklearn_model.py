@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from sklearn.model_selection import train_test_split
 from svc_util import SERVICES, python_env, s3_keys_ending, service_app, wait_for
 
