@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -34,8 +35,13 @@ class MlopsApp(App[None]):
         refresh_seconds: float = 2.0,
         declared_replicas: Mapping[str, int] | None = None,
         hosts: Sequence[tuple[str, Callable[[], Backend]]] = (),
+        values_files: Sequence[Path] = (),
+        value_sets: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        #: The -f files and --set overrides the dashboard was started with (deploy, drift).
+        self.values_files = [Path(p) for p in values_files]
+        self.value_sets = list(value_sets)
         self.backend = backend
         self.stack = stack
         self.refresh_seconds = refresh_seconds
@@ -157,6 +163,8 @@ def make_app(
     refresh_seconds: float = 2.0,
     declared_replicas: Mapping[str, int] | None = None,
     hosts: Sequence[tuple[str, Callable[[], Backend]]] = (),
+    values_files: Sequence[Path] = (),
+    value_sets: Sequence[str] = (),
 ) -> MlopsApp:
     """Build the dashboard (used by the console script, Pilot tests and snapshot tests)."""
     return MlopsApp(
@@ -165,4 +173,6 @@ def make_app(
         refresh_seconds=refresh_seconds,
         declared_replicas=declared_replicas,
         hosts=hosts,
+        values_files=values_files,
+        value_sets=value_sets,
     )

@@ -30,9 +30,10 @@ import docker.errors
 
 from deployer.connectors import Connector, connect
 from deployer.docker_api import docker_errors, local_client
-from deployer.errors import ConnectError, DockerError
+from deployer.errors import ConfigError, ConnectError, DockerError
 from deployer.inventory import Host
 from deployer.swarm import SwarmSnapshot, parse_snapshot, read_snapshot
+from tui.deploy import DashboardReporter, DeployEvent, DeployRequest, DeployResult
 from tui.logs import LogLine, parse_log_line
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,15 @@ class Backend(Protocol):
         """Start reading the logs of ``targets`` (interleaved as they arrive)."""
         ...
 
+    def deploy(
+        self, request: DeployRequest, emit: Callable[[DeployEvent], object]
+    ) -> DeployResult:
+        """Run the deployer's push of ``request`` on this host, reporting through ``emit``.
+
+        Deployer errors end as a ``failed`` result with the reason (not as an exception).
+        """
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -121,9 +131,12 @@ class DockerBackend:
         host_label: str,
         *,
         release: Callable[[], None] | None = None,
+        host: Host | None = None,
     ) -> None:
         self._connect = connect
         self._release = release
+        #: The inventory host (how the deployer reaches it); None: the local engine.
+        self._host = host or Host("local", None)
         self._host_label = host_label
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
@@ -232,6 +245,11 @@ class DockerBackend:
         self, targets: Sequence[LogTarget], *, tail: int | None, follow: bool = True
     ) -> DockerLogStream:
         return DockerLogStream(self, targets, tail=tail, follow=follow)
+
+    def deploy(
+        self, request: DeployRequest, emit: Callable[[DeployEvent], object]
+    ) -> DeployResult:
+        return run_push(self._host, request, emit)
 
     def close(self) -> None:
         self._forget_client()
@@ -380,7 +398,7 @@ def host_backend_factory(host: Host) -> Callable[[], Backend]:
 
     def make() -> Backend:
         if host.ssh is None:
-            return DockerBackend(lambda: local_client(host.docker_host), host.label)
+            return DockerBackend(lambda: local_client(host.docker_host), host.label, host=host)
         target = host.ssh
         holder: list[Connector] = []
 
@@ -395,9 +413,56 @@ def host_backend_factory(host: Host) -> Callable[[], Backend]:
             holder.append(connect(target))
             return holder[0].docker_client()
 
-        return DockerBackend(client, host.label, release=release)
+        return DockerBackend(client, host.label, release=release, host=host)
 
     return make
+
+
+def run_push(
+    host: Host, request: DeployRequest, emit: Callable[[DeployEvent], object]
+) -> DeployResult:
+    """The deployer's ``push`` on ``host`` (its own connection, as ``deployer push`` opens one):
+    values = defaults < the host's inventory values < ``-f`` files < ``--set``, as the CLI
+    layers them. Refuses values naming another stack than the one on screen."""
+    from deployer.commands.targets import host_values_files, local_engine
+    from deployer.errors import MlopsError
+    from deployer.push import Pusher, PushOptions
+    from deployer.values import load_values
+
+    reporter = DashboardReporter(emit, check=request.check)
+    stack = request.stack or "?"
+    label = host.label
+    try:
+        with host_values_files(host) as files:
+            values = load_values([*files, *map(Path, request.values_files)], request.sets)
+        stack = values.stack.name
+        if request.stack is not None and stack != request.stack:
+            raise ConfigError(
+                f"the values deploy stack {stack!r} but the dashboard shows stack "
+                f"{request.stack!r}; nothing was deployed",
+                fix=f"start mlops-tui with --stack {stack}, or pass the values of "
+                f"{request.stack} with -f",
+            )
+        conn = connect(host.ssh, docker_host=host.docker_host)
+        label = conn.host
+        try:
+            plan = Pusher(
+                conn, reporter, PushOptions(check=request.check), local=local_engine(conn)
+            ).push(values)
+        finally:
+            conn.close()
+    except MlopsError as exc:
+        reason = exc.message if not exc.fix else f"{exc.message} (fix: {exc.fix})"
+        reporter.step(label, "failed", "push", stack, exc.message)
+        return DeployResult("failed", stack, label, request.check, reason)
+    steps = tuple(f"{s.kind} {s.target}" for s in plan.steps)
+    if not plan.changed:
+        unchanged = f"revision {plan.revision} unchanged" if plan.revision else "nothing to do"
+        return DeployResult("ok", stack, label, request.check, unchanged)
+    reason = f"revision {plan.revision}" if plan.revision is not None else "new revision"
+    if plan.reason:
+        reason += f": {plan.reason}"
+    return DeployResult("changed", stack, label, request.check, reason, steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +507,14 @@ class ReplayBackend:
     restart = _refuse
     rollback = _refuse
     remove = _refuse
+
+    def deploy(
+        self, request: DeployRequest, emit: Callable[[DeployEvent], object]
+    ) -> DeployResult:
+        return DeployResult(
+            "failed", request.stack or "?", self._host_label, request.check,
+            "this is a recording: deploy is not available",
+        )
 
     def open_logs(
         self, targets: Sequence[LogTarget], *, tail: int | None, follow: bool = True

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=Path,
         metavar="FILE",
-        help="values file(s) to compare replica counts with",
+        help="values file(s): replica drift is shown against them, `w` writes a live count "
+        "back to them, `d` deploys them",
     )
     parser.add_argument(
         "--set",
@@ -128,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         refresh_seconds=args.refresh,
         declared_replicas=declared,
         hosts=hosts,
+        values_files=args.values,
+        value_sets=args.sets,
     )
     app.run()
     return 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from deployer.swarm import SwarmEvent, SwarmSnapshot
+from tui.deploy import DeployEvent, DeployResult
+from tui.values_edit import ReplicasEdit
 
 
 @dataclass
@@ -72,3 +74,25 @@ class LogStreamEnded(Message):
     """The log readers stopped (follow off and all read, or every reader failed)."""
 
     errors: list[str]
+
+
+@dataclass
+class DeployProgressed(Message):
+    """The running push reported a step, a service's progress or a detail line."""
+
+    event: DeployEvent
+
+
+@dataclass
+class DeployFinished(Message):
+    """The push ended (ok, changed or failed, with the reason)."""
+
+    result: DeployResult
+
+
+@dataclass
+class ReplicasWritten(Message):
+    """A live replica count was written to a values file, which loaded again fine."""
+
+    edit: ReplicasEdit
+    declared: dict[str, int]

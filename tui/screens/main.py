@@ -11,10 +11,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Label
 from textual.worker import WorkerState
 
+from deployer.errors import MlopsError
 from deployer.swarm import ServiceState, SwarmSnapshot, diff_snapshots
 from tui.backend import Backend
+from tui.deploy import DeployEvent, DeployRequest, DeployResult
 from tui.drift import replica_drift
 from tui.messages import (
+    DeployFinished,
+    DeployProgressed,
+    ReplicasWritten,
     ServiceRemoved,
     ServiceRestarted,
     ServiceRolledBack,
@@ -22,7 +27,15 @@ from tui.messages import (
     ServicesRefreshed,
 )
 from tui.screens.base import WorkerScreen
+from tui.screens.deploy import DeployScreen
 from tui.screens.dialogs import ConfirmDialog, ScaleDialog
+from tui.values_edit import (
+    ReplicasEdit,
+    apply_replicas_edit,
+    plan_replicas_edit,
+    set_overrides_replicas,
+    target_file,
+)
 from tui.widgets.events_feed import EventsFeed
 from tui.widgets.services_table import ServicesTable
 from tui.widgets.status_bar import StatusBar
@@ -46,6 +59,8 @@ class MainScreen(WorkerScreen):
         Binding("b", "rollback", "Rollback", id="main.rollback"),
         Binding("x,delete", "remove", "Remove", id="main.remove"),
         Binding("d", "deploy", "Deploy", id="main.deploy"),
+        Binding("D", "deploy_check", "Deploy check (plan only)", id="main.deploy_check"),
+        Binding("w", "write_replicas", "Write replicas to values", id="main.write_replicas"),
         Binding("a", "toggle_all", "All services", id="main.toggle_all"),
         Binding("e", "toggle_events", "Events", id="main.toggle_events", show=False),
         Binding("f5,ctrl+r", "refresh", "Refresh now", id="main.refresh", show=False),
@@ -59,6 +74,10 @@ class MainScreen(WorkerScreen):
         self.filter_text = ""
         #: Replica targets of +/- presses not yet visible in a snapshot, so quick presses add up.
         self._scale_targets: dict[str, int] = {}
+        #: The last deploy run from here: what was asked, what it reported, how it ended.
+        self.deploy_request: DeployRequest | None = None
+        self.deploy_events: list[DeployEvent] = []
+        self.deploy_result: DeployResult | None = None
 
     @property
     def mlops_app(self) -> MlopsApp:
@@ -348,13 +367,162 @@ class MainScreen(WorkerScreen):
         self.backend.remove(service_id)
         self.post_message(ServiceRemoved(name))
 
-    def action_deploy(self) -> None:
-        """Deploy the stack with the deployer (not wired yet: no push operation to call)."""
-        self.notify(
-            "deploy from the dashboard is not available yet: run `deployer push`",
-            title="deploy",
-            severity="warning",
+    # -- deploy -------------------------------------------------------------------------------
+
+    @property
+    def deploying(self) -> bool:
+        """A deploy (or check) started here is still running."""
+        return any(
+            w.group == "deploy" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            for w in self.workers
         )
+
+    def _deploy_request(self, *, check: bool) -> DeployRequest:
+        app = self.mlops_app
+        return DeployRequest(
+            stack=app.stack,
+            values_files=tuple(str(p) for p in app.values_files),
+            sets=tuple(app.value_sets),
+            check=check,
+        )
+
+    def action_deploy(self) -> None:
+        """Push the stack with the deployer (the values the dashboard was started with), after
+        confirmation; progress per service on the deploy screen."""
+        if self.deploying:
+            self._show_deploy()
+            return
+        request = self._deploy_request(check=False)
+        files = ", ".join(request.values_files) or "the shipped defaults only"
+        sets = f" and {len(request.sets)} --set" if request.sets else ""
+        self._confirm(
+            f"Deploy stack {request.stack or '?'} to {self.backend.host_label} from {files}"
+            f"{sets}? Services whose spec changed are updated.",
+            "Deploy",
+            lambda: self._start_deploy(request),
+        )
+
+    def action_deploy_check(self) -> None:
+        """Show what a deploy would do, changing nothing (the deployer's --check)."""
+        if self.deploying:
+            self._show_deploy()
+            return
+        self._start_deploy(self._deploy_request(check=True))
+
+    def _start_deploy(self, request: DeployRequest) -> None:
+        self.deploy_request = request
+        self.deploy_events = []
+        self.deploy_result = None
+        self._show_deploy()
+        self.deploy_stack(request)
+
+    def _show_deploy(self) -> None:
+        if self.deploy_request is None or isinstance(self.app.screen, DeployScreen):
+            return
+        screen = DeployScreen(self.deploy_request, self.backend.host_label)
+        self.app.push_screen(screen)
+        screen.call_after_refresh(screen.replay, list(self.deploy_events), self.deploy_result)
+
+    def _deploy_screen(self) -> DeployScreen | None:
+        for screen in self.app.screen_stack:
+            if isinstance(screen, DeployScreen) and screen.is_mounted:
+                return screen
+        return None
+
+    @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
+    def deploy_stack(self, request: DeployRequest) -> None:
+        """Worker: the deployer's push (or check); every report becomes a message."""
+        result = self.backend.deploy(request, lambda e: self.post_message(DeployProgressed(e)))
+        self.post_message(DeployFinished(result))
+
+    @on(DeployProgressed)
+    def _deploy_progressed(self, message: DeployProgressed) -> None:
+        self.deploy_events.append(message.event)
+        screen = self._deploy_screen()
+        if screen is not None:
+            screen.add_event(message.event)
+
+    @on(DeployFinished)
+    def _deploy_finished(self, message: DeployFinished) -> None:
+        result = message.result
+        self.deploy_result = result
+        screen = self._deploy_screen()
+        if screen is not None:
+            screen.finish(result)
+        title = f"deploy check: {result.outcome}" if result.check else f"deploy: {result.outcome}"
+        severity = {"ok": "information", "changed": "information", "failed": "error"}[
+            result.outcome
+        ]
+        self.notify(result.summary(), title=title, severity=severity,  # type: ignore[arg-type]
+                    timeout=10 if result.outcome == "failed" else 6)
+        self.action_refresh()
+
+    # -- drift write-back ---------------------------------------------------------------------
+
+    def action_write_replicas(self) -> None:
+        """Write the selected service's live replica count to the values file (-f), after
+        confirmation, when it differs from what the values declare."""
+        svc = self._require_service()
+        if svc is None:
+            return
+        app = self.mlops_app
+        if not app.values_files:
+            self.notify(
+                "the dashboard was started without -f: there is no values file to write to "
+                "(restart with -f VALUES.yaml)",
+                title="write replicas",
+                severity="error",
+            )
+            return
+        declared = app.declared_replicas or {}
+        if svc.short_name not in declared:
+            self.notify(f"{svc.short_name} is not a service of the values files",
+                        title="write replicas", severity="warning")
+            return
+        if svc.short_name not in replica_drift([svc], declared):
+            self.notify(
+                f"{svc.short_name}: the live count ({svc.replicas_desired}) already matches "
+                "the values",
+                title="write replicas",
+            )
+            return
+        override = set_overrides_replicas(app.value_sets, svc.short_name)
+        if override is not None:
+            self.notify(
+                f"--set {override} fixes the count: a file edit would not change it "
+                "(restart without that --set)",
+                title="write replicas",
+                severity="error",
+            )
+            return
+        try:
+            edit = plan_replicas_edit(
+                target_file(app.values_files, svc.short_name),
+                svc.short_name,
+                svc.replicas_desired,
+            )
+        except MlopsError as exc:
+            self.notify(exc.render(), title="write replicas", severity="error")
+            return
+        self._confirm(
+            f"Write the live count to the values file?\n{edit.describe()}\n"
+            "(only that value changes; comments and layout are kept)",
+            "Write",
+            lambda: self.write_replicas(edit),
+        )
+
+    @work(thread=True, exclusive=True, group="values", exit_on_error=False)
+    def write_replicas(self, edit: ReplicasEdit) -> None:
+        """Worker: write the edit and load the values again (restored if they do not load)."""
+        app = self.mlops_app
+        declared = apply_replicas_edit(edit, app.values_files, app.value_sets)
+        self.post_message(ReplicasWritten(edit, declared))
+
+    @on(ReplicasWritten)
+    def _replicas_written(self, message: ReplicasWritten) -> None:
+        self.mlops_app.declared_replicas = message.declared
+        self.notify(f"wrote {message.edit.describe()}", title="write replicas")
+        self._render_services()
 
     @on(ServiceScaled)
     def _scaled(self, message: ServiceScaled) -> None:
