@@ -88,6 +88,13 @@ class LogsScreen(WorkerScreen):
         self._tail_index = 0
         self._match_at = -1
         self._ended = ""
+        #: Lines received since the screen opened (kept or not): for status, tests and bench.
+        self.received = 0
+
+    @property
+    def kept(self) -> int:
+        """Lines held for re-rendering (never more than ``CAPACITY``)."""
+        return len(self._lines)
 
     @property
     def backend(self) -> Backend:
@@ -139,6 +146,7 @@ class LogsScreen(WorkerScreen):
     @on(LogLinesReceived)
     def _lines_received(self, _: LogLinesReceived) -> None:
         lines = self._buffer.drain()
+        self.received += len(lines)
         self._lines.extend(lines)
         if self._paused:
             self._held += len(lines)
