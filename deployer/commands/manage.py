@@ -194,10 +194,17 @@ def _deployed(conn: Connector, stack: str) -> SwarmSnapshot:
     return snapshot
 
 
+def _settled_rollbacks(snapshot: SwarmSnapshot) -> set[str]:
+    """Services whose last change was a rollback that already completed (e.g. an earlier
+    `rollback SERVICE`): the state lingers until their next update and is no failure of ours."""
+    return {s.short_name for s in snapshot.services if s.update_state == "rollback_completed"}
+
+
 def _wait(conn: Connector, stack: str, args: argparse.Namespace, reporter: Reporter,
-          **kwargs: Any) -> None:
+          before: SwarmSnapshot, rolled_back: set[str] | None = None) -> None:
     wait_converged(conn.docker_client().api, stack, conn.host, timeout=args.timeout,
-                   on_progress=lambda svc: reporter.progress(conn.host, svc), **kwargs)
+                   on_progress=lambda svc: reporter.progress(conn.host, svc),
+                   rolled_back=_settled_rollbacks(before) | (rolled_back or set()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +243,8 @@ def run_scale(args: argparse.Namespace) -> int:
     reporter = Reporter(verbose=args.verbose)
 
     def scale(conn: Connector, host: Host, stack: str) -> None:
-        changes = plan_scale(_deployed(conn, stack), requests)
+        before = _deployed(conn, stack)
+        changes = plan_scale(before, requests)
         for change in changes:
             if not change.changed:
                 reporter.step(conn.host, "ok", "scale", change.service,
@@ -249,7 +257,7 @@ def run_scale(args: argparse.Namespace) -> int:
             conn.run(argv)
             counts = {c.service: c.new for c in todo}
             try:
-                _wait(conn, stack, args, reporter)
+                _wait(conn, stack, args, reporter, before)
             except ConvergeError as exc:
                 audit(conn, state, "scale-failed", services=counts, error=exc.message)
                 raise
@@ -426,7 +434,7 @@ def _rollback_service(conn: Connector, host: Host, stack: str, args: argparse.Na
                                   "(it was never updated)") from exc
             raise
         try:
-            _wait(conn, stack, args, reporter, rolled_back={service.short_name})
+            _wait(conn, stack, args, reporter, snapshot, {service.short_name})
         except ConvergeError as exc:
             audit(conn, state, "rollback-service-failed", service=service.short_name,
                   error=exc.message)

@@ -80,9 +80,11 @@ class FakeGemini:
         system = request.body.get("systemInstruction")
         if system:
             answer += " | system: " + " ".join(p.get("text", "") for p in system.get("parts", []))
+        # Two parts: the client must join candidates[0].content.parts[].text.
+        parts = [{"text": answer[:40]}, {"text": answer[40:]}]
         body = {
             "candidates": [{
-                "content": {"role": "model", "parts": [{"text": answer[:40]}, {"text": answer[40:]}]},
+                "content": {"role": "model", "parts": parts},
                 "finishReason": "STOP",
                 "index": 0,
             }],

@@ -12,8 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "services"
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+           "dog", "frog", "horse", "ship", "truck"]
+# One distinct colour per class: a trivially separable set (a real CNN must still learn it).
+PALETTE = np.array([
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 128], [0, 0, 0],
+], dtype=np.int16)
 
 
 @contextmanager
@@ -61,3 +71,27 @@ def python_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def colour_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """32x32 images of each label's colour plus noise."""
+    base = PALETTE[labels][:, None, None, :]
+    noise = rng.integers(-20, 21, size=(len(labels), 32, 32, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def write_colour_archive(cifar: types.ModuleType, parent: Path, per_batch: int) -> Path:
+    """``parent/cifar-10-batches-py`` in the official pickle format (written with the service's
+    own writer), 5 x ``per_batch`` training and 100 test images of the PALETTE colours."""
+    root = parent / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(1, 6):
+        labels = rng.integers(0, 10, size=per_batch)
+        cifar.write_batch(root / f"data_batch_{i}", colour_images(labels, rng), labels.tolist(),
+                          f"training batch {i} of 5")
+    labels = np.arange(100) % 10
+    cifar.write_batch(root / "test_batch", colour_images(labels, rng), labels.tolist(),
+                      "testing batch 1 of 1")
+    cifar.write_meta(root / "batches.meta", CLASSES, per_batch)
+    return parent

@@ -16,17 +16,19 @@ import pytest
 from fastapi.testclient import TestClient
 from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from PIL import Image
-from svc_util import SERVICES, python_env, s3_keys_ending, service_app, wait_for
+from svc_util import (
+    CLASSES,
+    PALETTE,
+    SERVICES,
+    python_env,
+    s3_keys_ending,
+    service_app,
+    wait_for,
+    write_colour_archive,
+)
 
 SERVICE = "cnn-image"
 MODULES = ("config", "cifar", "model", "registry", "main")
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-           "dog", "frog", "horse", "ship", "truck"]
-# One distinct colour per class: a trivially separable set (a real CNN must still learn it).
-PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 128], [0, 0, 0],
-], dtype=np.int16)
 PER_BATCH = 60  # 5 x 60 = 300 training images, 100 test images
 
 
@@ -37,29 +39,10 @@ def cnn() -> Iterator[dict[str, Any]]:
         yield mods
 
 
-def colour_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """32x32 images of each label's colour plus noise."""
-    base = PALETTE[labels][:, None, None, :]
-    noise = rng.integers(-20, 21, size=(len(labels), 32, 32, 3))
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def archive(cnn: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A parent folder holding ``cifar-10-batches-py`` written in the official pickle format."""
-    root = tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py"
-    root.mkdir()
-    rng = np.random.default_rng(7)
-    c = cnn["cifar"]
-    for i in range(1, 6):
-        labels = rng.integers(0, 10, size=PER_BATCH)
-        c.write_batch(root / f"data_batch_{i}", colour_images(labels, rng), labels.tolist(),
-                      f"training batch {i} of 5")
-    labels = np.arange(100) % 10
-    c.write_batch(root / "test_batch", colour_images(labels, rng), labels.tolist(),
-                  "testing batch 1 of 1")
-    c.write_meta(root / "batches.meta", CLASSES, PER_BATCH)
-    return root.parent
+    return write_colour_archive(cnn["cifar"], tmp_path_factory.mktemp("cifar"), PER_BATCH)
 
 
 def png(colour: list[int], size: tuple[int, int]) -> bytes:

@@ -1,0 +1,226 @@
+"""The gradio-frontend in headless Chromium, over real HTTP backends on loopback.
+
+The frontend and the llm-connector run as their real processes; the llm-connector talks to the
+local Gemini-protocol server; the two model APIs are small stand-ins speaking their contracts
+(tests/services/model_standins.py). A second frontend points at closed ports (backends down).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fake_gemini import FakeGeminiServer, Reply
+from model_standins import (
+    Passenger,
+    cnn_app,
+    image_scores,
+    serve,
+    sklearn_app,
+    survival_probability,
+)
+from PIL import Image
+from svcutil import ServiceProcess, free_port
+
+KEY = "AIzaUI-test-key-5b7d1c"
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".testbed" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Fake Gemini, llm-connector, model stand-ins and the frontend, all on loopback."""
+    logs = tmp_path_factory.mktemp("logs")
+    sk_received: list[dict[str, Any]] = []
+    cnn_received: list[dict[str, Any]] = []
+    with FakeGeminiServer(free_port(), api_key=KEY) as gemini, \
+         ServiceProcess("llm-connector", free_port(), {
+             "GOOGLE_API_KEY": KEY, "GOOGLE_API_BASE_URL": gemini.url,
+             "GOOGLE_MODEL": "gemini-ui-test", "RETRY_ATTEMPTS": "1"}, logs) as llm, \
+         serve(sklearn_app(sk_received), free_port()) as sk_url, \
+         serve(cnn_app(cnn_received), free_port()) as cnn_url, \
+         ServiceProcess("gradio-frontend", free_port(), {
+             "LLM_CONNECTOR_URL": llm.url, "SKLEARN_MODEL_URL": sk_url,
+             "CNN_IMAGE_URL": cnn_url}, logs) as frontend:
+        yield {"frontend": frontend, "gemini": gemini, "llm": llm,
+               "sk_received": sk_received, "cnn_received": cnn_received}
+
+
+@pytest.fixture(scope="module")
+def down_frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A frontend whose three backends are not running (closed loopback ports)."""
+    logs = tmp_path_factory.mktemp("logs-down")
+    closed = [free_port() for _ in range(3)]
+    with ServiceProcess("gradio-frontend", free_port(), {
+        "LLM_CONNECTOR_URL": f"http://127.0.0.1:{closed[0]}",
+        "SKLEARN_MODEL_URL": f"http://127.0.0.1:{closed[1]}",
+        "CNN_IMAGE_URL": f"http://127.0.0.1:{closed[2]}",
+    }, logs) as frontend:
+        yield frontend
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that may only reach loopback (anything else is aborted and recorded)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def guard(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+    assert outside == [], f"the page tried to reach outside hosts: {outside}"
+
+
+# True once the tab is the element under its own centre (Gradio's loading overlay has gone).
+_TAB_UNCOVERED = """(name) => {
+  const tab = [...document.querySelectorAll('[role=tab]')]
+    .find((e) => e.textContent.trim() === name);
+  if (!tab) return false;
+  const r = tab.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  return hit !== null && (hit === tab || tab.contains(hit));
+}"""
+
+
+def _open_tab(page: Any, name: str) -> None:
+    # Generous: on a busy 2-core machine the page's ~80 assets can take long to load.
+    page.wait_for_function(_TAB_UNCOVERED, arg=name, timeout=180_000)
+    page.get_by_role("tab", name=name).click()
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"frontend-{name}.png"), full_page=True)
+
+
+def test_health_route(stack: dict[str, Any]) -> None:
+    resp = httpx.get(stack["frontend"].url + "/health")
+    assert resp.status_code == 200
+    assert resp.json()["backends"]["llm_connector"] == stack["llm"].url
+
+
+def test_chat_answer_appears(stack: dict[str, Any], page: Any) -> None:
+    gemini: FakeGeminiServer = stack["gemini"]
+    gemini.take()
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Chat")
+    page.locator("#chat-input textarea").fill("Which port does MLflow use?")
+    page.locator("#chat-send").click()
+    expected = "last: " + "Which port does MLflow use?"[::-1]
+    page.locator("#chatbot").get_by_text(expected, exact=False).wait_for()
+    page.locator("#chat-status").get_by_text("gemini-ui-test").wait_for()
+    # A follow-up carries the conversation so far.
+    page.locator("#chat-input textarea").fill("And the UI?")
+    page.locator("#chat-send").click()
+    page.locator("#chatbot").get_by_text("heard 2 user turn(s); last: ?IU eht dnA").wait_for()
+    _shot(page, "chat")
+    first, second = gemini.take()
+    assert first.user_texts() == ["Which port does MLflow use?"]
+    assert [c["role"] for c in second.body["contents"]] == ["user", "model", "user"]
+    assert second.headers["x-goog-api-key"] == KEY
+
+
+def test_titanic_form_shows_probability(stack: dict[str, Any], page: Any) -> None:
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Titanic")
+    page.locator("#titanic-class").get_by_text("1st class").click()
+    page.locator("#titanic-sex").get_by_text("female").click()
+    page.locator("#titanic-age input").fill("29")
+    page.locator("#titanic-sibsp input").fill("1")
+    page.locator("#titanic-parch input").fill("2")
+    page.locator("#titanic-fare input").fill("151.55")
+    page.locator("#titanic-port input").click()
+    page.get_by_role("option", name="Cherbourg").click()
+    page.locator("#titanic-predict").click()
+    result = page.locator("#titanic-result")
+    result.get_by_text("survival probability").wait_for()
+    _shot(page, "titanic")
+    sent = {"pclass": 1, "sex": "female", "age": 29.0, "sibsp": 1, "parch": 2,
+            "fare": 151.55, "embarked": "C"}
+    assert stack["sk_received"][-1] == sent
+    prob = survival_probability(Passenger(**sent))
+    text = result.inner_text()
+    assert f"{prob:.1%}" in text
+    assert ("Survived" if prob >= 0.5 else "Did not survive") in text
+
+
+def test_image_upload_shows_label(stack: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    png = tmp_path / "blue.png"
+    Image.new("RGB", (48, 40), (20, 40, 230)).save(png)
+    expected = image_scores(png.read_bytes())
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Image")
+    page.locator("#image-input input[type=file]").set_input_files(str(png))
+    page.locator("#image-input img").first.wait_for()
+    page.locator("#image-classify").click()
+    result = page.locator("#image-result")
+    result.get_by_text("Prediction:").wait_for()
+    _shot(page, "image")
+    label, prob = expected[0]
+    assert f"{label} ({prob:.1%})" in result.inner_text()
+    # the top-k widget lists the runner-up classes too
+    page.locator("#image-topk").get_by_text(expected[1][0]).wait_for()
+    got = stack["cnn_received"][-1]
+    assert got["size"] == png.stat().st_size
+    assert got["content_type"] == "image/png"
+
+
+def test_backends_down_read_as_messages(down_frontend: ServiceProcess, page: Any,
+                                        tmp_path: Path) -> None:
+    page.goto(down_frontend.url + "/")
+    _open_tab(page, "Chat")
+    page.locator("#chat-input textarea").fill("hello?")
+    page.locator("#chat-send").click()
+    status = page.locator("#chat-status")
+    status.get_by_text("not reachable").wait_for()
+    assert "LLM connector" in status.inner_text()
+    # the prompt is kept so it can be sent again
+    assert page.locator("#chat-input textarea").input_value() == "hello?"
+
+    _open_tab(page, "Titanic")
+    page.locator("#titanic-predict").click()
+    titanic = page.locator("#titanic-result")
+    titanic.get_by_text("not reachable").wait_for()
+    assert "Titanic model" in titanic.inner_text()
+
+    png = tmp_path / "x.png"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(png)
+    _open_tab(page, "Image")
+    page.locator("#image-input input[type=file]").set_input_files(str(png))
+    page.locator("#image-input img").first.wait_for()
+    page.locator("#image-classify").click()
+    image = page.locator("#image-result")
+    image.get_by_text("not reachable").wait_for()
+    _shot(page, "down")
+    for text in (status.inner_text(), titanic.inner_text(), image.inner_text()):
+        assert "Traceback" not in text and re.search(r"127\.0\.0\.1:\d+", text)
+    assert "Traceback" not in page.content()
+
+
+def test_backend_error_detail_is_shown(stack: dict[str, Any], page: Any) -> None:
+    """An answer with an error (not an outage): the backend's own detail and fix reach the user."""
+    stack["gemini"].push(Reply(status=429, message="Quota exceeded for today",
+                               google_status="RESOURCE_EXHAUSTED"))
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Chat")
+    page.locator("#chat-input textarea").fill("one more")
+    page.locator("#chat-send").click()
+    status = page.locator("#chat-status")
+    status.get_by_text("Quota exceeded for today").wait_for()
+    text = status.inner_text()
+    assert "HTTP 502" in text and "retry later" in text
+    assert KEY not in page.content()
