@@ -28,8 +28,7 @@ from tui.screens.deploy import DeployScreen
 from tui.screens.dialogs import ConfirmDialog
 from tui.screens.main import MainScreen
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
+RECORDING = Path(__file__).parent / "data" / "swarm_tui_rec.json"
 STANDIN_VALUES = Path(__file__).parent / "data" / "values.standin.yaml"
 SIZE = (150, 40)
 STACK_LABEL = "com.docker.stack.namespace"
@@ -116,6 +115,8 @@ def local_app(files: list[Path], stack: str, sets: list[str] | None = None) -> M
                     value_sets=sets or [])
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_check_then_deploy_then_noop(
     bed: dict[str, Any], docker_api: docker.APIClient, stack: str, deploy_env: Path,
     tmp_path: Path,
@@ -179,6 +180,8 @@ async def test_check_then_deploy_then_noop(
         assert any(t == "deploy: ok" for t, _ in toasts(app))
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_deploy_failures_say_why(
     bed: dict[str, Any], docker_api: docker.APIClient, stack: str, deploy_env: Path,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -203,3 +206,38 @@ async def test_deploy_failures_say_why(
         status = str(app.screen.query_one("#deploy-status").render())
         assert "failed" in status and "GOOGLE_API_KEY" in status
     assert stack_services(docker_api, stack) == []
+
+
+def test_deploy_screen_snapshot(snap_compare: Any) -> None:
+    """The progress screen from recorded events (steps, services converging, the outcome)."""
+    from tui.backend import ReplayBackend
+    from tui.deploy import DeployRequest, InfoReported
+
+    events = [
+        StepReported("changed", "create-secret", "google_api_key_3f2a9c1b7d20"),
+        StepReported("changed", "upload", "revision 2", "stack file + metadata"),
+        StepReported("changed", "stack-deploy", "tui2-demo", "values changed"),
+        ServiceProgressed("llm-connector", "0/1", "starting", "updating", False),
+        ServiceProgressed("minio", "1/1", "healthy", "", True),
+        InfoReported("llm-connector      1/1      healthy"),
+        ServiceProgressed("llm-connector", "1/1", "healthy", "completed", True),
+        ServiceProgressed("bucket-init", "0/1 (1/1 completed)", "complete", "", True),
+        StepReported("changed", "wait", "tui2-demo", "converged"),
+        StepReported("changed", "record", "revision 2"),
+    ]
+    result = DeployResult("changed", "tui2-demo", "local", False, "revision 2: values changed",
+                          tuple(f"{e.kind} {e.target}" for e in events
+                                if isinstance(e, StepReported)))
+
+    async def show(pilot: Any) -> None:
+        app = pilot.app
+        await pilot.pause(0.2)
+        main = main_screen(app)
+        main.deploy_request = DeployRequest("tui2-demo", ("values.yaml",), check=False)
+        main.deploy_events = events
+        main.deploy_result = result
+        main._show_deploy()
+        await pilot.pause(0.3)
+
+    app = make_app(ReplayBackend.from_file(RECORDING), stack="tui-rec", refresh_seconds=3600)
+    assert snap_compare(app, terminal_size=SIZE, run_before=show)

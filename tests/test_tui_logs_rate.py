@@ -2,6 +2,9 @@
 test bed's real Swarm: lines arrive, the kept lines stay capped, and key presses (pause,
 filter) still take effect while the stream runs. No timing assertions (see
 bench/bench_tui_logs.py for rates and latencies).
+
+One stand-in replica writes ~1,000-1,300 lines/s on the bed (a Python loop sleeping 0.5 ms),
+so the service runs two replicas: ~2,300 lines/s measured by the bench.
 """
 
 from __future__ import annotations
@@ -54,22 +57,17 @@ def counter(line: str) -> int:
     return int(match.group(1))
 
 
-def last_counter(log: Log) -> int:
-    numbered = [line for line in log.lines if NUMBERED.search(line)]
-    return counter(numbered[-1]) if numbered else -1
-
-
 async def open_logs(pilot: Pilot[None], app: MlopsApp, name: str) -> LogsScreen:
     main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
     table = main.query_one(ServicesTable)
 
     def running() -> bool:
         return any(
-            str(table.get_row_at(i)[0]) == name and str(table.get_row_at(i)[2]) == "1/1"
+            str(table.get_row_at(i)[0]) == name and str(table.get_row_at(i)[2]) == "2/2"
             for i in range(table.row_count)
         )
 
-    await until(pilot, running, f"{name} running")
+    await until(pilot, running, f"{name} running (2/2)")
     row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == name)
     table.move_cursor(row=row)
     await pilot.pause()
@@ -83,7 +81,8 @@ async def test_logs_at_2000_lines_per_second_stay_capped_and_responsive(
     bed: dict[str, Any], docker_api: docker.APIClient, stack: str
 ) -> None:
     create_service(
-        docker_api, stack, "firehose", env={"HEARTBEAT_SECONDS": "0.0005", "LOG_LINE": LINE}
+        docker_api, stack, "firehose", replicas=2,
+        env={"HEARTBEAT_SECONDS": "0.0005", "LOG_LINE": LINE},
     )
     backend = DockerBackend(lambda: local_client(bed["docker_host"]), "local")
     app = make_app(backend, stack=stack, refresh_seconds=1)
@@ -96,7 +95,9 @@ async def test_logs_at_2000_lines_per_second_stay_capped_and_responsive(
         await until(pilot, lambda: screen.received > CAPACITY + 2000, "more lines than the cap")
         assert screen.kept <= CAPACITY
         assert log.line_count <= CAPACITY
-        assert last_counter(log) > CAPACITY  # the newest lines are the ones shown
+        # The newest lines are the ones shown: counters beyond the cap (two replicas count
+        # on their own, so at least one of them has written more than half of it).
+        assert max(counter(line) for line in log.lines if NUMBERED.search(line)) > CAPACITY // 2
 
         # Pause: nothing new is shown while lines keep arriving; resume shows them again.
         await pilot.press("p")
@@ -108,15 +109,15 @@ async def test_logs_at_2000_lines_per_second_stay_capped_and_responsive(
         assert "new while paused" in str(status.render())
         await pilot.press("p")
         assert "following" in str(status.render())
-        shown = last_counter(log)
-        await until(pilot, lambda: last_counter(log) > shown, "new lines after resuming")
+        await until(pilot, lambda: list(log.lines[-3:]) != frozen, "new lines after resuming")
 
         # Filter: typed while streaming, applies to what is shown and to what keeps arriving.
         await pilot.press("slash", "7", "7", "7")
         await until(pilot, lambda: "777" in str(screen.query_one("#logs-filter").value), "typed")
+        assert screen.active_filter == "777"
         await until(pilot, lambda: log.line_count > 0, "matching lines")
-        first = last_counter(log)
-        await until(pilot, lambda: last_counter(log) > first, "more matching lines")
+        first = list(log.lines)
+        await until(pilot, lambda: list(log.lines) != first, "more matching lines")
         assert all("777" in line for line in log.lines), log.lines[:5]
         assert screen.kept <= CAPACITY
 

@@ -8,6 +8,7 @@ grows memory without bound.
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 
 from rich.highlighter import Highlighter
@@ -30,6 +31,8 @@ TAIL_SIZES: tuple[int | None, ...] = (200, 1000, 5000, None)
 #: Lines a worker hands over per chunk (and the most it waits for a chunk to fill, seconds).
 CHUNK_LINES = 1000
 CHUNK_WAIT = 0.1
+#: Least time between two wake-ups of the UI for new lines (seconds).
+FLUSH_INTERVAL = 0.1
 CAPACITY = DEFAULT_CAPACITY
 
 
@@ -92,6 +95,16 @@ class LogsScreen(WorkerScreen):
         self.received = 0
 
     @property
+    def active_filter(self) -> str | None:
+        """The filter applied to the shown lines (None: every line is shown)."""
+        return self._filter.pattern if self._filter is not None else None
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the UI fell more than ``CAPACITY`` lines behind."""
+        return self._buffer.dropped
+
+    @property
     def kept(self) -> int:
         """Lines held for re-rendering (never more than ``CAPACITY``)."""
         return len(self._lines)
@@ -130,14 +143,22 @@ class LogsScreen(WorkerScreen):
         """Worker: read lines in chunks into the buffer until cancelled."""
         worker = get_current_worker()
         stream = self.backend.open_logs(targets, tail=tail)
+        last_wakeup = 0.0
         try:
             while not worker.is_cancelled:
                 chunk = stream.read(CHUNK_LINES, CHUNK_WAIT)
                 if chunk:
                     self._buffer.extend(chunk)
-                    self.post_message(LogLinesReceived(len(self._buffer)))
                 elif stream.finished:
+                    if len(self._buffer):
+                        self.post_message(LogLinesReceived(len(self._buffer)))
                     break
+                # Wake the UI at most every FLUSH_INTERVAL: each wake-up re-renders the view,
+                # so a fast service gets big batches instead of a render per few lines.
+                now = time.monotonic()
+                if len(self._buffer) and now - last_wakeup >= FLUSH_INTERVAL:
+                    last_wakeup = now
+                    self.post_message(LogLinesReceived(len(self._buffer)))
         finally:
             stream.close()
         if not worker.is_cancelled:
@@ -196,7 +217,8 @@ class LogsScreen(WorkerScreen):
             parts.append(f"{self._buffer.dropped} dropped (too fast)")
         if self._ended:
             parts.append(self._ended)
-        self.query_one("#logs-status", Label).update(Text("  ·  ".join(parts)))
+        # Fixed size (one line, full width): no layout pass per update, only a repaint.
+        self.query_one("#logs-status", Label).update(Text("  ·  ".join(parts)), layout=False)
 
     # -- actions ------------------------------------------------------------------------------
 

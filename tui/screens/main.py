@@ -59,8 +59,13 @@ class MainScreen(WorkerScreen):
         Binding("b", "rollback", "Rollback", id="main.rollback"),
         Binding("x,delete", "remove", "Remove", id="main.remove"),
         Binding("d", "deploy", "Deploy", id="main.deploy"),
-        Binding("D", "deploy_check", "Deploy check (plan only)", id="main.deploy_check"),
-        Binding("w", "write_replicas", "Write replicas to values", id="main.write_replicas"),
+        Binding(
+            "D", "deploy_check", "Deploy check (plan only)", id="main.deploy_check", show=False
+        ),
+        Binding(
+            "w", "write_replicas", "Write replicas to values", id="main.write_replicas",
+            show=False,
+        ),
         Binding("a", "toggle_all", "All services", id="main.toggle_all"),
         Binding("e", "toggle_events", "Events", id="main.toggle_events", show=False),
         Binding("f5,ctrl+r", "refresh", "Refresh now", id="main.refresh", show=False),
@@ -175,7 +180,7 @@ class MainScreen(WorkerScreen):
         scope = "all services" if self.show_all else f"stack {self.mlops_app.stack}"
         title = f"Services ({scope}: {shown})"
         if drift:
-            title += f"  [{len(drift)} differ from the values file]"
+            title += f"  [{len(drift)} differ from the values file; w: write back]"
         self.query_one("#services-title", Label).update(title)
         self._render_tasks()
 
