@@ -96,9 +96,27 @@ _TAB_UNCOVERED = """(name) => {
 }"""
 
 
+_WHAT_COVERS = """(name) => {
+  const tab = [...document.querySelectorAll('[role=tab]')]
+    .find((e) => e.textContent.trim() === name);
+  if (!tab) return 'no tab ' + name;
+  const r = tab.getBoundingClientRect();
+  let hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  const path = [];
+  while (hit) { path.push(hit.tagName + '#' + hit.id + '.' + String(hit.className).slice(0, 50));
+                hit = hit.parentElement; }
+  return path.slice(0, 8).join(' < ');
+}"""
+
+
 def _open_tab(page: Any, name: str) -> None:
     # Generous: on a busy 2-core machine the page's ~80 assets can take long to load.
-    page.wait_for_function(_TAB_UNCOVERED, arg=name, timeout=180_000)
+    try:
+        page.wait_for_function(_TAB_UNCOVERED, arg=name, timeout=90_000)
+    except Exception:
+        _shot(page, f"stuck-{name}")
+        raise AssertionError(f"tab {name} stays covered by: "
+                             f"{page.evaluate(_WHAT_COVERS, name)}") from None
     page.get_by_role("tab", name=name).click()
 
 
