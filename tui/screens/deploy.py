@@ -6,6 +6,8 @@ main screen keeps every event and this screen shows them again when it is reopen
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,10 +32,18 @@ class DeployScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,q", "back", "Back (the deploy keeps running)", id="deploy.back")]
 
-    def __init__(self, request: DeployRequest, host: str) -> None:
+    def __init__(
+        self,
+        request: DeployRequest,
+        host: str,
+        source: Callable[[], tuple[Sequence[DeployEvent], DeployResult | None]],
+    ) -> None:
         super().__init__()
         self.request = request
         self._host = host
+        #: Where the events are kept (the main screen): read again on every sync.
+        self._source = source
+        self._shown = 0
         self._rows: set[str] = set()
         self.result: DeployResult | None = None
 
@@ -56,15 +66,19 @@ class DeployScreen(Screen[None]):
             ("update", "Update"),
         ):
             table.add_column(label, key=key)
+        self.sync()
 
-    def replay(self, events: list[DeployEvent], result: DeployResult | None) -> None:
-        """Show what happened before the screen was (re)opened."""
-        for event in events:
-            self.add_event(event)
-        if result is not None:
-            self.finish(result)
+    def sync(self) -> None:
+        """Show the events not shown yet (all of them when the screen was just opened, so a
+        reopened screen shows the run from its start) and the outcome once there is one."""
+        events, result = self._source()
+        for event in events[self._shown :]:
+            self._show_event(event)
+        self._shown = len(events)
+        if result is not None and self.result is None:
+            self._finish(result)
 
-    def add_event(self, event: DeployEvent) -> None:
+    def _show_event(self, event: DeployEvent) -> None:
         """Show one reported event."""
         if isinstance(event, ServiceProgressed):
             table = self.query_one("#deploy-services", DataTable)
@@ -85,8 +99,7 @@ class DeployScreen(Screen[None]):
         elif isinstance(event, InfoReported):
             log.write_line(f"    {event.text}")
 
-    def finish(self, result: DeployResult) -> None:
-        """Show how it ended."""
+    def _finish(self, result: DeployResult) -> None:
         self.result = result
         style = STEP_STYLES.get(result.outcome, "")
         self.query_one("#deploy-status", Label).update(Text(result.summary(), style=style))

@@ -424,15 +424,18 @@ class MainScreen(WorkerScreen):
     def _show_deploy(self) -> None:
         if self.deploy_request is None or isinstance(self.app.screen, DeployScreen):
             return
-        screen = DeployScreen(self.deploy_request, self.backend.host_label)
-        self.app.push_screen(screen)
-        screen.call_after_refresh(screen.replay, list(self.deploy_events), self.deploy_result)
+        self.app.push_screen(
+            DeployScreen(
+                self.deploy_request,
+                self.backend.host_label,
+                lambda: (self.deploy_events, self.deploy_result),
+            )
+        )
 
-    def _deploy_screen(self) -> DeployScreen | None:
+    def _sync_deploy_screen(self) -> None:
         for screen in self.app.screen_stack:
             if isinstance(screen, DeployScreen) and screen.is_mounted:
-                return screen
-        return None
+                screen.sync()
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def deploy_stack(self, request: DeployRequest) -> None:
@@ -443,17 +446,13 @@ class MainScreen(WorkerScreen):
     @on(DeployProgressed)
     def _deploy_progressed(self, message: DeployProgressed) -> None:
         self.deploy_events.append(message.event)
-        screen = self._deploy_screen()
-        if screen is not None:
-            screen.add_event(message.event)
+        self._sync_deploy_screen()
 
     @on(DeployFinished)
     def _deploy_finished(self, message: DeployFinished) -> None:
         result = message.result
         self.deploy_result = result
-        screen = self._deploy_screen()
-        if screen is not None:
-            screen.finish(result)
+        self._sync_deploy_screen()
         title = f"deploy check: {result.outcome}" if result.check else f"deploy: {result.outcome}"
         severity = {"ok": "information", "changed": "information", "failed": "error"}[
             result.outcome
