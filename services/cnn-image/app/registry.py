@@ -17,10 +17,11 @@ import mlflow
 import mlflow.tensorflow
 import numpy as np
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
-from app.cifar import Cifar10, download_cifar10, load_cifar10
+from app.cifar import SIDE, Cifar10, download_cifar10, load_cifar10
 from app.config import Settings
 from app.model import Hyperparams, fit
 
@@ -77,6 +78,18 @@ def dataset(settings: Settings) -> Cifar10:
     return load_cifar10(download_cifar10(settings.model_dir))
 
 
+def signature(n_classes: int) -> ModelSignature:
+    """Batches of 32x32 RGB pixels (0..255) in, class probabilities out.
+
+    Written out rather than inferred: inference from arrays silently degrades to an untyped
+    schema in some installs (seen with mlflow-skinny), which the tensorflow flavor then refuses.
+    """
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, SIDE, SIDE, 3), "image")]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, n_classes), "probabilities")]),
+    )
+
+
 def train_and_register(settings: Settings) -> ModelInfo:
     """Train, log params / per-epoch metrics / the Keras model, register a new version of
     ``MODEL_NAME`` and point ``MODEL_ALIAS`` at it."""
@@ -93,12 +106,11 @@ def train_and_register(settings: Settings) -> ModelInfo:
         trained = fit(data, hp, on_epoch)
         mlflow.log_params({"n_train": trained.n_train, "n_test": trained.n_test})
         mlflow.log_metrics(trained.metrics)
-        sample = data.x_test[:2].astype("float32")
         logged = mlflow.tensorflow.log_model(
             trained.model,
             name="model",
             registered_model_name=settings.model_name,
-            signature=infer_signature(sample, np.asarray(trained.model.predict(sample, verbose=0))),
+            signature=signature(len(data.class_names)),
             metadata={"class_names": data.class_names},
             # Given explicitly: inferring them starts a subprocess that re-imports the model.
             pip_requirements=[f"tensorflow-cpu=={dist_version('tensorflow-cpu')}",

@@ -73,7 +73,7 @@ def run_loader(settings: Settings, state: ModelState, stop: threading.Event) -> 
                       settings.startup_backoff_max)
             delay = settings.startup_backoff_max
         except Exception as exc:  # noqa: BLE001 - MLflow/S3/network: any of these is retried
-            detail = f"waiting for MLflow at {settings.mlflow_tracking_uri}: {_short(exc)}"
+            detail = f"waiting for MLflow/S3 at {settings.mlflow_tracking_uri}: {_short(exc)}"
             state.set("starting", detail)
             log.warning("%s (retry in %.0fs)", detail, delay)
             if time.monotonic() - started >= settings.startup_wait_seconds and _serve_cache(
