@@ -51,7 +51,8 @@ class DeployScreen(Screen[None]):
         what = "Check (plan only, nothing changes)" if self.request.check else "Deploy"
         yield Label(f"{what}: stack {self.request.stack or '?'} on {self._host}", id="deploy-title")
         yield Label("running…", id="deploy-status")
-        yield Label("Services", classes="pane-title")
+        # A check never waits for convergence: no per-service progress to show.
+        yield Label("Services", classes="pane-title", id="deploy-services-title")
         yield DataTable(id="deploy-services", cursor_type="none")
         yield Label("Steps", classes="pane-title")
         yield Log(id="deploy-log", max_lines=2000)
@@ -66,6 +67,9 @@ class DeployScreen(Screen[None]):
             ("update", "Update"),
         ):
             table.add_column(label, key=key)
+        if self.request.check:
+            table.display = False
+            self.query_one("#deploy-services-title").display = False
         self.sync()
 
     def sync(self) -> None:
