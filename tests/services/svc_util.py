@@ -77,7 +77,8 @@ def colour_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """32x32 images of each label's colour plus noise."""
     base = PALETTE[labels][:, None, None, :]
     noise = rng.integers(-20, 21, size=(len(labels), 32, 32, 3))
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
+    images: np.ndarray = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return images
 
 
 def write_colour_archive(cifar: types.ModuleType, parent: Path, per_batch: int) -> Path:
