@@ -370,9 +370,15 @@ class Stack:
                        capture_output=True, check=False)
         label = f"com.docker.stack.namespace={self.name}"
         for _ in range(60):
-            if not self.api.containers(all=True, filters={"label": label}):
+            if not self.api.containers(filters={"label": label}):
                 break
             time.sleep(0.5)
+        # Swarm leaves the exited containers of a completed job (bucket-init) behind.
+        for container in self.api.containers(all=True, filters={"label": label}):
+            try:
+                self.api.remove_container(container["Id"], force=True)
+            except docker.errors.APIError:
+                pass
         for secret in self.api.secrets(filters={"label": f"io.mlops.stack={self.name}"}):
             try:
                 self.api.remove_secret(secret["ID"])
