@@ -346,10 +346,12 @@ class SSHConnector(Connector):
 
     def put_file(self, data: bytes, path: str, mode: int = 0o644) -> None:
         target = PurePosixPath(path)
-        self.run(["mkdir", "-p", str(target.parent)])
         tmp = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         sftp = self._sftp_client()
         try:
+            # Parents over the open SFTP session: a `mkdir -p` command would cost a whole
+            # remote process per upload.
+            _sftp_makedirs(sftp, target.parent)
             # Narrow the mode before any content is written.
             with sftp.open(tmp, "wb") as handle:
                 handle.chmod(mode)
@@ -398,3 +400,19 @@ class SSHConnector(Connector):
                 pass
             self._sftp = None
         self._client.close()
+
+
+def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: PurePosixPath) -> None:
+    """``mkdir -p`` over SFTP (relative paths are relative to the home directory)."""
+    if str(directory) in ("", ".", "/"):
+        return
+    try:
+        sftp.stat(str(directory))
+        return
+    except FileNotFoundError:
+        pass
+    _sftp_makedirs(sftp, directory.parent)
+    try:
+        sftp.mkdir(str(directory))
+    except OSError:
+        sftp.stat(str(directory))  # created meanwhile by a concurrent run: fine; else raise
