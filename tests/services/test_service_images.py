@@ -1,202 +1,236 @@
-"""The three model-side images, built FROM the bed's offline base with the deployer's build
-context (extra CA certificates under certs/), run on the host engine (host network, ports
-19520-19529) against the bed's S3: mlflow-server <- sklearn-model / cnn-image, each trained in
-its container, healthy by the image's own HEALTHCHECK, answering /predict."""
+"""The service images, built FROM the bed's offline base on the bed's engine, run and probed.
+
+Each image is built from a temporary copy of its build context with the host's extra CA
+certificates in ``certs/`` (the image's own mechanism for TLS-intercepting proxies), run with
+host networking on loopback ports of this suite's range, and exercised over HTTP / S3.
+"""
 
 from __future__ import annotations
 
-import glob
-import io
+import json
 import os
-import tempfile
+import shutil
+import subprocess
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
+import boto3
 import httpx
 import pytest
-from model_fixtures import *  # noqa: F403  (pytest fixtures)
-from PIL import Image
-from svc_util import CLASSES, PALETTE, SERVICES, service_app, wait_for, write_colour_archive
-
-from deployer.build import BuildContext, load_ca_certs
+from fake_gemini import FakeGeminiServer
+from svcutil import SERVICES, free_port, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MLFLOW_PORT, SKLEARN_PORT, CNN_PORT = 19520, 19521, 19522
-# Extra CA certificates of this machine (a TLS-intercepting proxy's), as `deployer build
-# --ca-cert` gets them; MLOPS_CA_CERTS (os.pathsep-separated) overrides the location.
-CA_GLOB = "/usr/local/share/ca-certificates/*.crt"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+KEY = "AIzaIMAGE-test-key-93e1"
 
 
-def _ca_files() -> list[Path]:
-    given = os.environ.get("MLOPS_CA_CERTS")
-    paths = given.split(os.pathsep) if given else sorted(glob.glob(CA_GLOB))
-    return [Path(p) for p in paths if p]
-
-
-@pytest.fixture(scope="module")
-def engine(bed: dict[str, Any]) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=bed["docker_host"], version="auto")
-    yield client
-    client.close()
+def _docker(bed: dict[str, Any], *args: str, check: bool = True,
+            timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": bed["docker_host"], "DOCKER_BUILDKIT": "0"}
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:3])} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 @pytest.fixture(scope="module")
-def build(engine: docker.DockerClient, bed: dict[str, Any]) -> Callable[[str], str]:
-    """Build ``services/<name>`` as ``mlops/<name>:latest`` FROM the bed's base; its image ID."""
-    certs = load_ca_certs(_ca_files())
+def build(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Builds services/<name> FROM the bed's base image; returns the image tag."""
+    built: dict[str, str] = {}
 
-    def _build(service: str) -> str:
-        context = BuildContext.scan(SERVICES / service, certs)
-        with tempfile.TemporaryFile() as tar:
-            context.write_tar(tar)
-            tag = f"mlops/{service}:latest"
-            last: list[str] = []
-            for chunk in engine.api.build(fileobj=tar, custom_context=True, tag=tag, rm=True,
-                                          forcerm=True, decode=True,
-                                          buildargs={"BASE_IMAGE": bed["base_image"]}):
-                if "stream" in chunk:
-                    last = (last + [chunk["stream"].rstrip()])[-30:]
-                if "error" in chunk:
-                    pytest.fail(f"build of {service} failed: {chunk['error']}\n" + "\n".join(last))
-        image_id: str = engine.images.get(tag).id
-        return image_id
+    def _build(name: str) -> str:
+        if name in built:
+            return built[name]
+        context = tmp_path_factory.mktemp(f"ctx-{name}") / name
+        shutil.copytree(SERVICES / name, context,
+                        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))
+        for cert in sorted(HOST_CA_DIR.glob("*.crt")):
+            shutil.copy(cert, context / "certs" / cert.name)
+        tag = f"mlops-svctest/{name}:e2e"
+        _docker(bed, "build", "--build-arg", f"BASE_IMAGE={bed['base_image']}",
+                "-t", tag, str(context))
+        built[name] = tag
+        return tag
 
     return _build
 
 
-@pytest.fixture(scope="module")
-def containers(engine: docker.DockerClient) -> Iterator[list[Any]]:
-    """Containers started by this module (removed afterwards, by ID)."""
-    started: list[Any] = []
-    yield started
-    for c in started:
-        try:
-            c.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
+@pytest.fixture
+def run(bed: dict[str, Any]) -> Iterator[Callable[..., str]]:
+    """Starts containers (host network); removes exactly those afterwards."""
+    started: list[str] = []
+
+    def _run(image: str, env: dict[str, str], *, volumes: dict[str, str] | None = None,
+             args: tuple[str, ...] = ()) -> str:
+        name = f"svctest-{uuid.uuid4().hex[:10]}"
+        argv = ["run", "-d", "--name", name, "--network", "host", "--init"]
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        for host_path, target in (volumes or {}).items():
+            argv += ["-v", f"{host_path}:{target}:ro"]
+        _docker(bed, *argv, image, *args)
+        started.append(name)
+        return name
+
+    yield _run
+    for name in started:
+        _docker(bed, "rm", "-f", name, check=False)
 
 
-def _secret_file(directory: Path, name: str, value: str) -> str:
-    path = directory / name
-    path.write_text(value + "\n")
-    path.chmod(0o644)  # the images run as a non-root user
-    return str(path)
+def _logs(bed: dict[str, Any], name: str) -> str:
+    proc = _docker(bed, "logs", name, check=False)
+    return proc.stdout + proc.stderr
 
 
-def _wait_healthy(container: Any, timeout: float) -> str:
-    def state() -> str:
-        container.reload()
-        if container.status != "running":
-            return f"exited: {container.status}"
-        return str(container.attrs["State"].get("Health", {}).get("Status", "none"))
-
-    return str(wait_for(state, lambda s: s == "healthy" or s.startswith("exited"), timeout))
+def _wait(bed: dict[str, Any], name: str, url: str, timeout_s: float = 120) -> httpx.Response:
+    try:
+        return wait_http(url, timeout_s)
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}\ncontainer log:\n{_logs(bed, name)[-3000:]}") from None
 
 
-def _logs(container: Any) -> str:
-    return container.logs(tail=60).decode(errors="replace")
+def _user(bed: dict[str, Any], name: str) -> str:
+    return _docker(bed, "exec", name, "id", "-u").stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def secrets_dir(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    d = tmp_path_factory.mktemp("secrets")
-    return {"ak": _secret_file(d, "s3_access_key", bed["s3"]["access_key"]),
-            "sk": _secret_file(d, "s3_secret_key", bed["s3"]["secret_key"])}
+def test_llm_connector_image(bed: dict[str, Any], build: Callable[[str], str],
+                             run: Callable[..., str], tmp_path: Path) -> None:
+    image = build("llm-connector")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "google_api_key").write_text(KEY)
+    os.chmod(secrets, 0o755)
+    os.chmod(secrets / "google_api_key", 0o644)  # readable by the image's non-root user
+    with FakeGeminiServer(free_port(), api_key=KEY) as gemini:
+        port = free_port()
+        name = run(image, {"HOST": "127.0.0.1", "PORT": str(port),
+                           "GOOGLE_API_KEY_FILE": "/run/secrets/google_api_key",
+                           "GOOGLE_API_BASE_URL": gemini.url, "GOOGLE_MODEL": "gemini-img",
+                           "RETRY_ATTEMPTS": "1"},
+                   volumes={str(secrets): "/run/secrets"})
+        health = _wait(bed, name, f"http://127.0.0.1:{port}/health").json()
+        assert health["api_key_configured"] is True and health["api_key_source"] == "file"
+        resp = httpx.post(f"http://127.0.0.1:{port}/chat", json={"prompt": "from a container"},
+                          timeout=60)
+        assert resp.status_code == 200, resp.text
+        assert "reniatnoc a morf" in resp.json()["text"]
+        [req] = gemini.take()
+        assert req.path == "/v1/models/gemini-img:generateContent"
+        assert req.headers["x-goog-api-key"] == KEY
+    assert _user(bed, name) != "0"
+    assert KEY not in _logs(bed, name)
 
 
-def _s3_env(bed: dict[str, Any]) -> dict[str, str]:
-    return {"MLFLOW_S3_ENDPOINT_URL": bed["s3"]["endpoint"],
-            "AWS_DEFAULT_REGION": bed["s3"]["region"],
-            "AWS_ACCESS_KEY_ID_FILE": "/run/secrets/s3_access_key",
-            "AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/s3_secret_key"}
+def test_gradio_frontend_image(bed: dict[str, Any], build: Callable[[str], str],
+                               run: Callable[..., str]) -> None:
+    image = build("gradio-frontend")
+    port = free_port()
+    down = free_port()
+    name = run(image, {"HOST": "127.0.0.1", "PORT": str(port),
+                       "LLM_CONNECTOR_URL": f"http://127.0.0.1:{down}",
+                       "SKLEARN_MODEL_URL": f"http://127.0.0.1:{down}",
+                       "CNN_IMAGE_URL": f"http://127.0.0.1:{down}"})
+    health = _wait(bed, name, f"http://127.0.0.1:{port}/health").json()
+    assert health["status"] == "ok"
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
+    config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
+    assert config["title"] == "MLOps stack"
+    labels = {c.get("props", {}).get("label") for c in config["components"]}
+    assert {"Gemini", "Ticket class", "Image", "Top classes"} <= labels
+    # the telemetry switches are baked into the image
+    env = _docker(bed, "exec", name, "env").stdout
+    assert "GRADIO_ANALYTICS_ENABLED=False" in env and "HF_HUB_DISABLE_TELEMETRY=1" in env
+    assert _user(bed, name) != "0"
 
 
-def _secret_mounts(secrets: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {secrets["ak"]: {"bind": "/run/secrets/s3_access_key", "mode": "ro"},
-            secrets["sk"]: {"bind": "/run/secrets/s3_secret_key", "mode": "ro"}}
+@pytest.fixture
+def s3_secrets(tmp_path: Path) -> tuple[Path, str, str]:
+    access, secret = f"ak{uuid.uuid4().hex[:10]}", f"sk{uuid.uuid4().hex}"
+    secrets = tmp_path / "s3secrets"
+    secrets.mkdir()
+    (secrets / "s3_access_key").write_text(access + "\n")
+    (secrets / "s3_secret_key").write_text(secret + "\n")
+    for path in (secrets, *secrets.iterdir()):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return secrets, access, secret
 
 
-@pytest.fixture(scope="module")
-def mlflow_url(engine: docker.DockerClient, build: Callable[[str], str], bed: dict[str, Any],
-               containers: list[Any], secrets_dir: dict[str, str], run_tag: str) -> str:
-    """The mlflow-server image running on 127.0.0.1:19520, secrets as Swarm would mount them."""
-    image = build("mlflow-server")
-    env = {**_s3_env(bed), "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(MLFLOW_PORT),
-           "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bed['s3']['bucket']}/t-image-{run_tag}"}
-    c = engine.containers.run(image, detach=True, network_mode="host", init=True,
-                              environment=env, volumes=_secret_mounts(secrets_dir),
-                              name=f"t-svc-mlflow-{run_tag}")
-    containers.append(c)
-    status = _wait_healthy(c, 120)
-    assert status == "healthy", _logs(c)
-    logs = _logs(c)
-    assert "mlflow-server: starting mlflow server" in logs
-    assert bed["s3"]["secret_key"] not in logs
-    return f"http://127.0.0.1:{MLFLOW_PORT}"
+def _s3_ports() -> dict[str, str]:
+    return {"S3_BIND": "127.0.0.1", "S3_PORT": str(free_port()),
+            "MASTER_PORT": str(free_port()), "VOLUME_PORT": str(free_port()),
+            "FILER_PORT": str(free_port())}
 
 
-def test_sklearn_image_trains_and_serves(engine: docker.DockerClient, build: Callable[[str], str],
-                                         bed: dict[str, Any], containers: list[Any],
-                                         secrets_dir: dict[str, str], mlflow_url: str,
-                                         run_tag: str) -> None:
-    image = build("sklearn-model")
-    name = f"t-img-titanic-{run_tag}"
-    env = {**_s3_env(bed), "MLFLOW_TRACKING_URI": mlflow_url, "PORT": str(SKLEARN_PORT),
-           "MODEL_NAME": name, "MLFLOW_EXPERIMENT_NAME": name}
-    c = engine.containers.run(image, detach=True, network_mode="host", init=True,
-                              environment=env, volumes=_secret_mounts(secrets_dir),
-                              name=f"t-svc-sklearn-{run_tag}")
-    containers.append(c)
-    status = _wait_healthy(c, 240)
-    assert status == "healthy", _logs(c)
-    base = f"http://127.0.0.1:{SKLEARN_PORT}"
-    info = httpx.get(base + "/model", timeout=10).json()
-    assert info["name"] == name and info["version"] == "1" and info["metrics"]["accuracy"] > 0.75
-    resp = httpx.post(base + "/predict", timeout=10, json=[
-        {"pclass": 1, "sex": "female", "age": 29, "embarked": "S"},
-        {"pclass": 3, "sex": "male", "age": 40, "fare": 7.9}])
-    assert resp.status_code == 200, resp.text
-    assert [p["survived"] for p in resp.json()["predictions"]] == [True, False]
-    bad = httpx.post(base + "/predict", timeout=10, json={"pclass": 9, "sex": "male"})
-    assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["body", "pclass"]
-    assert c.attrs["Config"]["User"] == "app"
+def test_s3_image_with_file_credentials(bed: dict[str, Any], build: Callable[[str], str],
+                                        run: Callable[..., str],
+                                        s3_secrets: tuple[Path, str, str]) -> None:
+    """As Swarm renders it: AWS_*_FILE under /run/secrets; bucket created; put/get works."""
+    image = build("minio")
+    secrets, access, secret = s3_secrets
+    ports = _s3_ports()
+    name = run(image, {**ports, "S3_BUCKET": "mlflow",
+                       "AWS_ACCESS_KEY_ID_FILE": "/run/secrets/s3_access_key",
+                       "AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/s3_secret_key"},
+               volumes={str(secrets): "/run/secrets"})
+    endpoint = f"http://127.0.0.1:{ports['S3_PORT']}"
+    _wait(bed, name, endpoint + "/healthz")
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access,
+                      aws_secret_access_key=secret, region_name="us-east-1")
+    deadline = time.monotonic() + 60  # the bucket is created right after /healthz answers
+    while "ready:" not in _logs(bed, name) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "mlflow" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    body = json.dumps({"run": uuid.uuid4().hex}).encode()
+    s3.put_object(Bucket="mlflow", Key="artifacts/1/meta.json", Body=body)
+    assert s3.get_object(Bucket="mlflow", Key="artifacts/1/meta.json")["Body"].read() == body
+    wrong = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access,
+                         aws_secret_access_key="not-the-secret", region_name="us-east-1")
+    with pytest.raises(Exception, match="SignatureDoesNotMatch|AccessDenied|InvalidAccessKey"):
+        wrong.list_buckets()
+    # the rendered SeaweedFS healthcheck's probe works in the image
+    probe = _docker(bed, "exec", name, "wget", "-q", "-O", "/dev/null", endpoint + "/healthz",
+                    check=False)
+    assert probe.returncode == 0, probe.stderr
+    logs = _logs(bed, name)
+    assert secret not in logs and "bucket mlflow created" in logs
+    assert _user(bed, name) != "0"
 
 
-def test_cnn_image_trains_and_serves(engine: docker.DockerClient, build: Callable[[str], str],
-                                     bed: dict[str, Any], containers: list[Any],
-                                     secrets_dir: dict[str, str], mlflow_url: str, run_tag: str,
-                                     tmp_path_factory: pytest.TempPathFactory) -> None:
-    with service_app("cnn-image", "cifar") as mods:
-        parent = write_colour_archive(mods["cifar"], tmp_path_factory.mktemp("cifar"), 60)
-    for p in [parent, *parent.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    image = build("cnn-image")
-    name = f"t-img-cifar-{run_tag}"
-    env = {**_s3_env(bed), "MLFLOW_TRACKING_URI": mlflow_url, "PORT": str(CNN_PORT),
-           "MODEL_NAME": name, "MLFLOW_EXPERIMENT_NAME": name, "CIFAR10_DIR": "/data",
-           "EPOCHS": "6", "BATCH_SIZE": "32", "LEARNING_RATE": "0.003"}
-    volumes = {**_secret_mounts(secrets_dir), str(parent): {"bind": "/data", "mode": "ro"}}
-    c = engine.containers.run(image, detach=True, network_mode="host", init=True,
-                              environment=env, volumes=volumes, name=f"t-svc-cnn-{run_tag}")
-    containers.append(c)
-    status = _wait_healthy(c, 300)
-    assert status == "healthy", _logs(c)
-    assert "epoch 6/6" in c.logs().decode(errors="replace")
-    base = f"http://127.0.0.1:{CNN_PORT}"
-    info = httpx.get(base + "/model", timeout=10).json()
-    assert info["name"] == name and info["class_names"] == CLASSES
-    buf = io.BytesIO()
-    Image.new("RGB", (300, 200), tuple(PALETTE[2].tolist())).save(buf, format="PNG")
-    resp = httpx.post(base + "/predict", params={"top_k": 5}, timeout=30,
-                      files={"file": ("bird.png", buf.getvalue(), "image/png")})
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert len(body["top_k"]) == 5
-    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
-    bad = httpx.post(base + "/predict", timeout=10,
-                     files={"file": ("x.txt", b"plain text", "text/plain")})
-    assert bad.status_code == 422 and "could not decode" in bad.json()["detail"][0]["msg"]
+def test_s3_image_minio_style_env_and_bad_config(bed: dict[str, Any],
+                                                 build: Callable[[str], str],
+                                                 run: Callable[..., str],
+                                                 s3_secrets: tuple[Path, str, str]) -> None:
+    """MINIO_ROOT_* with bare *_FILE names (MinIO's /run/secrets lookup); missing creds fail."""
+    image = build("minio")
+    secrets, access, secret = s3_secrets
+    ports = _s3_ports()
+    name = run(image, {**ports, "S3_BUCKET": "models,data-1",
+                       "MINIO_ROOT_USER_FILE": "s3_access_key",
+                       "MINIO_ROOT_PASSWORD_FILE": "s3_secret_key"},
+               volumes={str(secrets): "/run/secrets"})
+    endpoint = f"http://127.0.0.1:{ports['S3_PORT']}"
+    _wait(bed, name, endpoint + "/healthz")
+    deadline = time.monotonic() + 60
+    while "ready:" not in _logs(bed, name) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access,
+                      aws_secret_access_key=secret, region_name="us-east-1")
+    assert {"models", "data-1"} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+    bad = run(image, {**_s3_ports(), "AWS_ACCESS_KEY_ID": "only-the-id"})
+    deadline = time.monotonic() + 60
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = json.loads(_docker(bed, "inspect", "--format", "{{json .State}}", bad).stdout)
+        if not state["Running"]:
+            break
+        time.sleep(0.5)
+    assert state["ExitCode"] == 2
+    assert "AWS_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY_FILE) is not set" in _logs(bed, bad)
