@@ -44,6 +44,7 @@ from deployer.state import (
     now_iso,
     read_revision,
     read_state,
+    read_state_quick,
     set_current,
     update_meta,
     who,
@@ -233,6 +234,16 @@ class Pusher:
         stack = values.stack.name
         inputs = resolve_inputs(values, self.conn.docker_client, self.local, self.host,
                                 env_file=self.opts.env_file)
+        if not self.opts.force:
+            # On a connection that already read the state once (the dashboard, repeated
+            # pushes): decide "unchanged" without starting any remote process.
+            quick = read_state_quick(self.conn, stack, lambda: facts.service_versions(
+                self.conn.docker_client(), stack, self.host))
+            if quick is not None and inputs_unchanged(quick, stack, inputs.hash,
+                                                      inputs.services):
+                self.out.step(self.host, "ok", "push", stack,
+                              f"revision {quick.current} unchanged")
+                return Plan((), quick.current)
         state = read_state(self.conn, stack)
         if not self.opts.force and inputs_unchanged(state, stack, inputs.hash, inputs.services):
             self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")

@@ -22,7 +22,8 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -181,11 +182,46 @@ def parse_state(stack: str, output: str) -> StackState:
     )
 
 
+# The state directory each open connection has reported ($MLOPS_STATE_DIR of the manager does not
+# change while a connection is open), so later reads on it can skip the remote command.
+_STATE_DIRS: weakref.WeakKeyDictionary[Connector, str] = weakref.WeakKeyDictionary()
+
+
 def read_state(conn: Connector, stack: str, *, with_services: bool = True) -> StackState:
     """Read the stack's state in one remote command."""
     argv = ["sh", "-c", _READ_SCRIPT, "mlops-state", stack, "services" if with_services else "-"]
     result = conn.run(argv)
-    return parse_state(stack, result.stdout)
+    state = parse_state(stack, result.stdout)
+    if state.state_dir:
+        _STATE_DIRS[conn] = state.state_dir
+    return state
+
+
+def read_state_quick(
+    conn: Connector, stack: str, live_services: Callable[[], Iterable[str]]
+) -> StackState | None:
+    """The deployed revision and its meta read over the connection's open file session, the live
+    service names from ``live_services`` (e.g. one Docker API call): no remote command.
+
+    ``None`` until ``read_state`` ran once on this connection (it learns the state directory), or
+    when no revision is deployed. The lock and the revision list are not read: the result is
+    enough for the no-op test (``operations.inputs_unchanged``), not for planning.
+    """
+    state_dir = _STATE_DIRS.get(conn)
+    if state_dir is None:
+        return None
+    stack_dir = f"{state_dir}/{stack}"
+    raw = conn.get_file(f"{stack_dir}/current")
+    current = raw.decode(errors="replace").strip() if raw else ""
+    if not current.isdigit():
+        return None
+    raw_meta = conn.get_file(f"{stack_dir}/revisions/{current}/meta.json")
+    try:
+        meta = json.loads(raw_meta) if raw_meta else None
+    except json.JSONDecodeError:
+        meta = None
+    return StackState(stack=stack, state_dir=state_dir, current=int(current), revisions=(),
+                      meta=meta, lock=None, live_services=tuple(live_services()))
 
 
 class DeployLock:

@@ -457,3 +457,37 @@ def test_rebuilt_image_rolls_out(
     status = stack.api.services(filters={"name": service}, status=True)[0]["ServiceStatus"]
     assert status["RunningTasks"] == status["DesiredTasks"] == 1
     assert _served_version(stack.port) == "v2"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_repeated_noop_push_on_one_connection_runs_no_remote_command(
+    bed: dict[str, Any], stack: Stack
+) -> None:
+    from deployer.connectors import connect
+    from deployer.inventory import adhoc_host
+    from deployer.output import Reporter
+    from deployer.push import Pusher, PushOptions
+
+    values = load_values([STANDIN_VALUES, stack.values], [])
+    host = adhoc_host(stack.alias, ssh_config=bed["ssh_config"])
+    log = io.StringIO()
+    with connect(host.ssh) as conn:
+        pusher = Pusher(conn, Reporter(stream=log), PushOptions(timeout=120))
+        assert pusher.push(values).changed, log.getvalue()
+        commands: list[list[str]] = []
+        real_run = conn.run
+
+        def recording_run(argv: list[str], **kwargs: Any) -> Any:
+            commands.append(argv)
+            return real_run(argv, **kwargs)
+
+        conn.run = recording_run  # type: ignore[method-assign]
+        assert not pusher.push(values).changed
+        assert commands == []  # state over SFTP, live services over the open API channel
+        assert log.getvalue().rstrip().splitlines()[-1].startswith("ok: ")
+        # A change is still seen (and planned with the full state read).
+        changed = load_values([STANDIN_VALUES, stack.values],
+                              ["services.llm-connector.env.VERSION=v9"])
+        plan = Pusher(conn, Reporter(stream=log), PushOptions(check=True)).push(changed)
+        assert plan.changed and commands
