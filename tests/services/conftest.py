@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from svcutil import SERVICES, docker_cli
 
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -44,3 +46,26 @@ def browser() -> Iterator[Any]:
                                       args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def service_image(bed: dict[str, Any],
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Builds services/<name> FROM the bed's base image; returns the image tag."""
+    built: dict[str, str] = {}
+
+    def _build(name: str) -> str:
+        if name in built:
+            return built[name]
+        context = tmp_path_factory.mktemp(f"ctx-{name}") / name
+        shutil.copytree(SERVICES / name, context,
+                        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))
+        for cert in sorted(HOST_CA_DIR.glob("*.crt")):
+            shutil.copy(cert, context / "certs" / cert.name)
+        tag = f"mlops-svctest/{name}:e2e"
+        docker_cli(bed, "build", "--build-arg", f"BASE_IMAGE={bed['base_image']}",
+                   "-t", tag, str(context))
+        built[name] = tag
+        return tag
+
+    return _build

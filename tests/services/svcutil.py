@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -111,3 +111,15 @@ class ServiceProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def docker_cli(bed: dict[str, Any], *args: str, check: bool = True,
+               timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Runs the docker CLI on the bed's engine (legacy builder); fails with its output."""
+    env = {**os.environ, "DOCKER_HOST": bed["docker_host"], "DOCKER_BUILDKIT": "0"}
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:3])} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,45 +19,11 @@ import boto3
 import httpx
 import pytest
 from fake_gemini import FakeGeminiServer
-from svcutil import SERVICES, free_port, wait_http
+from svcutil import docker_cli, free_port, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 KEY = "AIzaIMAGE-test-key-93e1"
-
-
-def _docker(bed: dict[str, Any], *args: str, check: bool = True,
-            timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKER_HOST": bed["docker_host"], "DOCKER_BUILDKIT": "0"}
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args[:3])} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def build(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
-    """Builds services/<name> FROM the bed's base image; returns the image tag."""
-    built: dict[str, str] = {}
-
-    def _build(name: str) -> str:
-        if name in built:
-            return built[name]
-        context = tmp_path_factory.mktemp(f"ctx-{name}") / name
-        shutil.copytree(SERVICES / name, context,
-                        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))
-        for cert in sorted(HOST_CA_DIR.glob("*.crt")):
-            shutil.copy(cert, context / "certs" / cert.name)
-        tag = f"mlops-svctest/{name}:e2e"
-        _docker(bed, "build", "--build-arg", f"BASE_IMAGE={bed['base_image']}",
-                "-t", tag, str(context))
-        built[name] = tag
-        return tag
-
-    return _build
 
 
 @pytest.fixture
@@ -75,17 +39,17 @@ def run(bed: dict[str, Any]) -> Iterator[Callable[..., str]]:
             argv += ["-e", f"{key}={value}"]
         for host_path, target in (volumes or {}).items():
             argv += ["-v", f"{host_path}:{target}:ro"]
-        _docker(bed, *argv, image, *args)
+        docker_cli(bed, *argv, image, *args)
         started.append(name)
         return name
 
     yield _run
     for name in started:
-        _docker(bed, "rm", "-f", name, check=False)
+        docker_cli(bed, "rm", "-f", name, check=False)
 
 
 def _logs(bed: dict[str, Any], name: str) -> str:
-    proc = _docker(bed, "logs", name, check=False)
+    proc = docker_cli(bed, "logs", name, check=False)
     return proc.stdout + proc.stderr
 
 
@@ -97,12 +61,12 @@ def _wait(bed: dict[str, Any], name: str, url: str, timeout_s: float = 120) -> h
 
 
 def _user(bed: dict[str, Any], name: str) -> str:
-    return _docker(bed, "exec", name, "id", "-u").stdout.strip()
+    return docker_cli(bed, "exec", name, "id", "-u").stdout.strip()
 
 
-def test_llm_connector_image(bed: dict[str, Any], build: Callable[[str], str],
+def test_llm_connector_image(bed: dict[str, Any], service_image: Callable[[str], str],
                              run: Callable[..., str], tmp_path: Path) -> None:
-    image = build("llm-connector")
+    image = service_image("llm-connector")
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "google_api_key").write_text(KEY)
@@ -128,9 +92,9 @@ def test_llm_connector_image(bed: dict[str, Any], build: Callable[[str], str],
     assert KEY not in _logs(bed, name)
 
 
-def test_gradio_frontend_image(bed: dict[str, Any], build: Callable[[str], str],
+def test_gradio_frontend_image(bed: dict[str, Any], service_image: Callable[[str], str],
                                run: Callable[..., str]) -> None:
-    image = build("gradio-frontend")
+    image = service_image("gradio-frontend")
     port = free_port()
     down = free_port()
     name = run(image, {"HOST": "127.0.0.1", "PORT": str(port),
@@ -145,7 +109,7 @@ def test_gradio_frontend_image(bed: dict[str, Any], build: Callable[[str], str],
     labels = {c.get("props", {}).get("label") for c in config["components"]}
     assert {"Gemini", "Ticket class", "Image", "Top classes"} <= labels
     # the telemetry switches are baked into the image
-    env = _docker(bed, "exec", name, "env").stdout
+    env = docker_cli(bed, "exec", name, "env").stdout
     assert "GRADIO_ANALYTICS_ENABLED=False" in env and "HF_HUB_DISABLE_TELEMETRY=1" in env
     assert _user(bed, name) != "0"
 
@@ -168,11 +132,11 @@ def _s3_ports() -> dict[str, str]:
             "FILER_PORT": str(free_port())}
 
 
-def test_s3_image_with_file_credentials(bed: dict[str, Any], build: Callable[[str], str],
+def test_s3_image_with_file_credentials(bed: dict[str, Any], service_image: Callable[[str], str],
                                         run: Callable[..., str],
                                         s3_secrets: tuple[Path, str, str]) -> None:
     """As Swarm renders it: AWS_*_FILE under /run/secrets; bucket created; put/get works."""
-    image = build("minio")
+    image = service_image("minio")
     secrets, access, secret = s3_secrets
     ports = _s3_ports()
     name = run(image, {**ports, "S3_BUCKET": "mlflow",
@@ -195,7 +159,7 @@ def test_s3_image_with_file_credentials(bed: dict[str, Any], build: Callable[[st
     with pytest.raises(Exception, match="SignatureDoesNotMatch|AccessDenied|InvalidAccessKey"):
         wrong.list_buckets()
     # the rendered SeaweedFS healthcheck's probe works in the image
-    probe = _docker(bed, "exec", name, "wget", "-q", "-O", "/dev/null", endpoint + "/healthz",
+    probe = docker_cli(bed, "exec", name, "wget", "-q", "-O", "/dev/null", endpoint + "/healthz",
                     check=False)
     assert probe.returncode == 0, probe.stderr
     logs = _logs(bed, name)
@@ -204,11 +168,11 @@ def test_s3_image_with_file_credentials(bed: dict[str, Any], build: Callable[[st
 
 
 def test_s3_image_minio_style_env_and_bad_config(bed: dict[str, Any],
-                                                 build: Callable[[str], str],
+                                                 service_image: Callable[[str], str],
                                                  run: Callable[..., str],
                                                  s3_secrets: tuple[Path, str, str]) -> None:
     """MINIO_ROOT_* with bare *_FILE names (MinIO's /run/secrets lookup); missing creds fail."""
-    image = build("minio")
+    image = service_image("minio")
     secrets, access, secret = s3_secrets
     ports = _s3_ports()
     name = run(image, {**ports, "S3_BUCKET": "models,data-1",
@@ -228,7 +192,7 @@ def test_s3_image_minio_style_env_and_bad_config(bed: dict[str, Any],
     deadline = time.monotonic() + 60
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        state = json.loads(_docker(bed, "inspect", "--format", "{{json .State}}", bad).stdout)
+        state = json.loads(docker_cli(bed, "inspect", "--format", "{{json .State}}", bad).stdout)
         if not state["Running"]:
             break
         time.sleep(0.5)
