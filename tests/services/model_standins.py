@@ -78,7 +78,7 @@ def sklearn_app(received: list[dict[str, Any]]) -> FastAPI:
 
 
 def cnn_app(received: list[dict[str, Any]]) -> FastAPI:
-    """The cnn-image contract: POST /predict multipart ``file`` -> label, probability, top_k."""
+    """The cnn-image contract: POST /predict multipart ``file`` (?top_k=) -> class, top_k."""
     app = FastAPI()
 
     @app.get("/health")
@@ -86,17 +86,19 @@ def cnn_app(received: list[dict[str, Any]]) -> FastAPI:
         return {"status": "ready"}
 
     @app.post("/predict")
-    async def predict(file: UploadFile = File(...)) -> dict[str, Any]:  # noqa: B008
+    async def predict(file: UploadFile = File(...), top_k: int = 3) -> dict[str, Any]:  # noqa: B008
         data = await file.read()
         try:
             scores = image_scores(data)
         except Exception:
             raise HTTPException(status_code=422, detail="not an image") from None
         received.append({"filename": file.filename, "content_type": file.content_type,
-                         "size": len(data)})
-        label, prob = scores[0]
-        return {"label": label, "probability": prob,
-                "top_k": [{"label": n, "probability": p} for n, p in scores[:5]]}
+                         "size": len(data), "top_k": top_k})
+        # cnn-image's answer (services/cnn-image/app/schemas.py, serialized by alias)
+        return {"model": {"name": "cifar10-cnn", "version": "standin"},
+                "class": scores[0][0],
+                "top_k": [{"class": n, "probability": p} for n, p in scores[:top_k]],
+                "probabilities": dict(scores)}
 
     return app
 

@@ -195,6 +195,7 @@ def test_image_upload_shows_label(stack: dict[str, Any], page: Any, tmp_path: Pa
     got = stack["cnn_received"][-1]
     assert got["size"] == png.stat().st_size
     assert got["content_type"] == "image/png"
+    assert got["top_k"] == 5  # as many as the Label widget shows
 
 
 def test_backends_down_read_as_messages(down_frontend: ServiceProcess, page: Any,

@@ -132,3 +132,46 @@ def test_error_descriptions() -> None:
     assert clients._describe_error(resp(503, json={"status": "starting", "detail": "loading"})
                                    ) == "HTTP 503: loading"
     assert clients._describe_error(resp(500, text="boom")) == "HTTP 500: boom"
+
+
+# --- the model stand-ins speak the real services' schemas ----------------------------------
+
+def _schemas(service: str) -> ModuleType:
+    path = SERVICES / service / "app" / "schemas.py"
+    assert path.exists(), f"{path} is gone: update the frontend's client and its stand-ins"
+    return _load(f"svc_{service.replace('-', '_')}_schemas", path)
+
+
+def test_sklearn_standin_matches_sklearn_model_schemas() -> None:
+    from fastapi.testclient import TestClient
+    from model_standins import Passenger, sklearn_app
+
+    real = _schemas("sklearn-model")
+    assert set(Passenger.model_fields) == set(real.Passenger.model_fields)
+    passenger = {"pclass": 2, "sex": "male", "age": 40.0, "sibsp": 0, "parch": 1,
+                 "fare": 13.0, "embarked": "Q"}
+    real.Passenger.model_validate(passenger)  # what the frontend sends is valid there
+    body = TestClient(sklearn_app([])).post("/predict", json=passenger).json()
+    real.PredictResponse.model_validate(body)
+    assert clients.parse_survival(body).probability == body["predictions"][0][
+        "survival_probability"]
+
+
+def test_cnn_standin_matches_cnn_image_schemas(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from model_standins import cnn_app
+    from PIL import Image
+
+    real = _schemas("cnn-image")
+    png = tmp_path / "g.png"
+    Image.new("RGB", (10, 10), (10, 200, 10)).save(png)
+    resp = TestClient(cnn_app([])).post("/predict", params={"top_k": 4},
+                                        files={"file": ("g.png", png.read_bytes(), "image/png")})
+    body = resp.json()
+    # cnn-image serializes `label` as "class": rebuild its model and compare the wire form.
+    fields = {k: v for k, v in body.items() if k != "class"}
+    parsed = real.PredictResponse.model_validate({**fields, "label": body["class"]})
+    assert parsed.model_dump(by_alias=True) == body
+    got = clients.parse_image(body)
+    assert got.label == parsed.label and len(got.top_k) == 4
+    assert got.probability == body["probabilities"][parsed.label]

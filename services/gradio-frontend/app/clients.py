@@ -183,10 +183,12 @@ def parse_image(body: Any) -> ImagePrediction:
     return ImagePrediction(label=label, probability=prob, top_k=top)
 
 
-async def classify_image(base_url: str, path: Path, timeout_s: float) -> ImagePrediction:
-    """POST /predict on the cnn-image with the image as multipart field ``file``."""
+async def classify_image(base_url: str, path: Path, timeout_s: float,
+                         top_k: int = 5) -> ImagePrediction:
+    """POST /predict?top_k= on the cnn-image with the image as multipart field ``file``."""
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     with path.open("rb") as handle:
         files = {"file": (path.name, handle.read(), mime)}
-    body = await _post("Image model", f"{base_url}/predict", timeout_s, files=files)
+    body = await _post("Image model", f"{base_url}/predict", timeout_s, files=files,
+                       params={"top_k": top_k})
     return parse_image(body)
