@@ -108,6 +108,12 @@ def test_gradio_frontend_image(bed: dict[str, Any], service_image: Callable[[str
     assert config["title"] == "MLOps stack"
     labels = {c.get("props", {}).get("label") for c in config["components"]}
     assert {"Gemini", "Ticket class", "Image", "Top classes"} <= labels
+    # uploads land in the non-root user's GRADIO_TEMP_DIR (the image tab needs this)
+    upload = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload", timeout=30,
+                        files={"files": ("a.png", b"\x89PNG\r\n\x1a\n", "image/png")})
+    assert upload.status_code == 200, upload.text
+    [stored] = upload.json()
+    assert stored.startswith("/home/app/gradio-tmp/")
     # the telemetry switches are baked into the image
     env = docker_cli(bed, "exec", name, "env").stdout
     assert "GRADIO_ANALYTICS_ENABLED=False" in env and "HF_HUB_DISABLE_TELEMETRY=1" in env
