@@ -239,3 +239,44 @@ def test_model_artifacts_are_in_the_s3_bucket(served: tuple[TestClient, Any],
     assert len(key) == 1, rel
     body = s3_client.get_object(Bucket=bed["s3"]["bucket"], Key=key[0])["Body"].read()
     assert body == weights[0].read_bytes()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_no_data_waits_healthy_then_loads_the_registered_champion(
+    cnn: dict[str, Any], trained: dict[str, str], bed: dict[str, Any], run_tag: str,
+    tmp_path: Path,
+) -> None:
+    """No champion and no data to train one: healthy for Swarm (status waiting-for-model, with
+    the reason), /predict 503 with the fix, and the champion is served once it is registered
+    (no restart)."""
+    from mlflow.tracking import MlflowClient
+
+    empty = tmp_path / "no-cifar"
+    empty.mkdir()
+    alias = f"later{run_tag}"
+    settings = cnn["config"].Settings(model_name=trained["name"], model_alias=alias,
+                                      train_if_missing=True, cifar10_dir=empty,
+                                      model_dir=tmp_path / "models", model_poll_seconds=0.5)
+    with TestClient(cnn["main"].create_app(settings)) as client:
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] == "waiting-for-model", 60)
+        assert health.status_code == 200, health.text
+        body = health.json()
+        assert f"no {trained['name']}@{alias} registered, and training one failed" \
+            in body["detail"]
+        assert str(empty) in body["detail"]
+        assert "CIFAR10_DIR" in body["fix"] and "python -m app.train" in body["fix"]
+        resp = client.post("/predict", files={"file": ("x.png", png([0, 0, 0], (8, 8)),
+                                                       "image/png")})
+        assert resp.status_code == 503
+        assert f"To fix: train and register {trained['name']}@{alias}" in resp.json()["detail"]
+        MlflowClient(bed["mlflow"]["tracking_uri"]).set_registered_model_alias(
+            trained["name"], alias, "1")
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] == "ready", 120)
+        assert health.json()["model"] == {"name": trained["name"], "version": "1"}
+        resp = client.post("/predict", files={"file": ("x.png", png(PALETTE[0].tolist(), (8, 8)),
+                                                       "image/png")})
+        assert resp.status_code == 200, resp.text
+

@@ -100,6 +100,19 @@ def _logs(container: Any) -> str:
     return container.logs(tail=60).decode(errors="replace")
 
 
+def _wait_ready(base: str, timeout: float) -> dict[str, Any]:
+    """/health until the model is served (healthy already covers training a first model)."""
+    def probe() -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = httpx.get(base + "/health", timeout=5).json()
+            return body
+        except httpx.HTTPError as exc:
+            return {"status": f"unreachable: {exc}"}
+
+    result: dict[str, Any] = wait_for(probe, lambda b: b.get("status") == "ready", timeout)
+    return result
+
+
 @pytest.fixture(scope="module")
 def secrets_dir(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("secrets")
@@ -153,6 +166,7 @@ def test_sklearn_image_trains_and_serves(engine: docker.DockerClient, build: Cal
     status = _wait_healthy(c, 240)
     assert status == "healthy", _logs(c)
     base = f"http://127.0.0.1:{SKLEARN_PORT}"
+    assert _wait_ready(base, 180)["status"] == "ready", _logs(c)
     info = httpx.get(base + "/model", timeout=10).json()
     assert info["name"] == name and info["version"] == "1" and info["metrics"]["accuracy"] > 0.75
     resp = httpx.post(base + "/predict", timeout=10, json=[
@@ -185,8 +199,9 @@ def test_cnn_image_trains_and_serves(engine: docker.DockerClient, build: Callabl
     containers.append(c)
     status = _wait_healthy(c, 300)
     assert status == "healthy", _logs(c)
-    assert "epoch 6/6" in c.logs().decode(errors="replace")
     base = f"http://127.0.0.1:{CNN_PORT}"
+    assert _wait_ready(base, 240)["status"] == "ready", _logs(c)
+    assert "epoch 6/6" in c.logs().decode(errors="replace")
     info = httpx.get(base + "/model", timeout=10).json()
     assert info["name"] == name and info["class_names"] == CLASSES
     buf = io.BytesIO()

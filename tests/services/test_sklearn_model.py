@@ -217,8 +217,13 @@ def test_trains_when_nothing_is_registered(sk: dict[str, Any], bed_environ: dict
                                      model_dir=tmp_path, titanic_csv=titanic_csv,
                                      n_estimators=50)
     with TestClient(sk["main"].create_app(settings)) as client:
-        assert client.get("/health").json()["status"] in {"starting", "ready"}
-        health = wait_for(lambda: client.get("/health"), lambda r: r.status_code == 200, 180)
+        assert client.get("/health").json()["status"] in {"starting", "training", "ready"}
+        # Training a first model counts as healthy: Swarm must not restart it meanwhile.
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] != "starting", 60)
+        assert health.status_code == 200, health.text
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] == "ready", 180)
         assert health.status_code == 200, health.text
         info = client.get("/model").json()
     assert info["name"] == name and info["version"] == "1" and info["metrics"]["accuracy"] > 0.7
@@ -231,18 +236,55 @@ def test_trains_when_nothing_is_registered(sk: dict[str, Any], bed_environ: dict
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_no_model_and_no_training_is_503(sk: dict[str, Any], bed_environ: dict[str, str],
-                                         run_tag: str, tmp_path: Path) -> None:
-    settings = sk["config"].Settings(model_name=f"t-absent-{run_tag}", train_if_missing=False,
-                                     model_dir=tmp_path)
+def test_no_model_and_no_training_waits_healthy_then_loads_it(
+    sk: dict[str, Any], trained: dict[str, str], bed_environ: dict[str, str], run_tag: str,
+    tmp_path: Path,
+) -> None:
+    """Nothing registered under the alias and training disabled: healthy for Swarm (a restart
+    cannot help), /predict says how to register one, and the model is served once registered."""
+    from mlflow.tracking import MlflowClient
+
+    alias = f"later{run_tag}"
+    settings = sk["config"].Settings(model_name=trained["name"], model_alias=alias,
+                                     train_if_missing=False, model_dir=tmp_path,
+                                     model_poll_seconds=0.5)
     with TestClient(sk["main"].create_app(settings)) as client:
         health = wait_for(lambda: client.get("/health"),
-                          lambda r: r.json()["status"] == "no-model", 60)
-        assert health.status_code == 503
-        assert "TRAIN_IF_MISSING is false" in health.json()["detail"]
+                          lambda r: r.json()["status"] == "waiting-for-model", 60)
+        assert health.status_code == 200, health.text
+        body = health.json()
+        assert f"no {trained['name']}@{alias} registered" in body["detail"]
+        assert "TRAIN_IF_MISSING is false" in body["detail"]
+        assert "python -m app.train" in body["fix"] and body["model"] is None
         resp = client.post("/predict", json={"pclass": 1, "sex": "male"})
         assert resp.status_code == 503
-        assert "no model loaded yet (no-model)" in resp.json()["detail"]
+        detail = resp.json()["detail"]
+        assert "no model loaded yet (waiting-for-model)" in detail
+        assert f"To fix: train and register {trained['name']}@{alias}" in detail
+        # Register it (point the alias at the trained version): served without a restart.
+        MlflowClient(bed_environ["MLFLOW_TRACKING_URI"]).set_registered_model_alias(
+            trained["name"], alias, "1")
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] == "ready", 60)
+        assert health.json()["model"] == {"name": trained["name"], "version": "1"}
+        resp = client.post("/predict", json={"pclass": 1, "sex": "female"})
+        assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_missing_training_data_waits_healthy(sk: dict[str, Any], bed_environ: dict[str, str],
+                                             run_tag: str, tmp_path: Path) -> None:
+    settings = sk["config"].Settings(model_name=f"t-absent-{run_tag}", train_if_missing=True,
+                                     titanic_csv=tmp_path / "none.csv", model_dir=tmp_path,
+                                     model_poll_seconds=0.5)
+    with TestClient(sk["main"].create_app(settings)) as client:
+        health = wait_for(lambda: client.get("/health"),
+                          lambda r: r.json()["status"] == "waiting-for-model", 60)
+        assert health.status_code == 200
+        assert "training one failed" in health.json()["detail"]
+        assert "none.csv: no such file" in health.json()["detail"]
+        assert client.post("/predict", json={"pclass": 1, "sex": "male"}).status_code == 503
 
 
 @pytest.mark.e2e

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import keras
 import mlflow
@@ -21,7 +23,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
-from app.cifar import SIDE, Cifar10, download_cifar10, load_cifar10
+from app.cifar import ORIGIN, SIDE, Cifar10, DatasetError, download_cifar10, load_cifar10
 from app.config import Settings
 from app.model import Hyperparams, fit
 
@@ -75,7 +77,26 @@ def dataset(settings: Settings) -> Cifar10:
     if settings.cifar10_dir is not None:
         return load_cifar10(settings.cifar10_dir)
     log.info("CIFAR10_DIR unset: downloading the archive with keras")
-    return load_cifar10(download_cifar10(settings.model_dir))
+    _check_reachable(ORIGIN)
+    try:
+        return load_cifar10(download_cifar10(settings.model_dir))
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - keras wraps network errors in several types
+        raise DatasetError(f"CIFAR10_DIR is not set and downloading {ORIGIN} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Fail fast (DatasetError) when the download host cannot be reached: keras' downloader
+    has no timeout, and an offline service would hang in it instead of waiting for a model."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise DatasetError(f"CIFAR10_DIR is not set and {parts.hostname} is not reachable "
+                           f"({exc.strerror or exc}): no data set to train on") from exc
 
 
 def signature(n_classes: int) -> ModelSignature:
@@ -187,18 +208,14 @@ def latest_cached(settings: Settings) -> Path | None:
     return max(entries, key=lambda p: int(p.name), default=None)
 
 
-def load_champion(settings: Settings, client: MlflowClient) -> LoadedModel:
-    """Resolve the alias (training first if allowed and nothing is registered), fetch, load."""
-    info = champion(settings, client)
-    if info is None:
-        if not settings.train_if_missing:
-            raise NoModelError(
-                f"no version of model {settings.model_name!r} has alias {settings.model_alias!r} "
-                "and TRAIN_IF_MISSING is false: run `python -m app.train` or set the alias"
-            )
-        log.info("no %s@%s registered: training one", settings.model_name, settings.model_alias)
-        info = train_and_register(settings)
-    return load_cached(fetch(settings, info))
+def register_hint(settings: Settings) -> str:
+    """How an operator gives this service a model (shown while it waits for one)."""
+    ref = f"{settings.model_name}@{settings.model_alias}"
+    return (f"train and register {ref}: run `python -m app.train` with CIFAR10_DIR set to a "
+            "folder holding cifar-10-batches-py (the official python archive) and this "
+            "service's MLFLOW_TRACKING_URI / S3 settings, or point the alias at an existing "
+            f"version in MLflow; it is loaded within {settings.model_poll_seconds:g} s, no "
+            "restart needed")
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # fall back to a cached model (the loop keeps polling afterwards).
     startup_backoff_max: float = Field(default=15.0, gt=0)
     startup_wait_seconds: float = Field(default=120.0, ge=0)
+    # How often MLflow is asked which version the alias points at (a model registered while the
+    # service waits for one, or a new champion, is served within this delay; no restart).
+    model_poll_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,11 +24,13 @@ def get_state(request: Request) -> ModelState:
 
 
 def get_loaded(state: Annotated[ModelState, Depends(get_state)]) -> LoadedModel:
-    """The served model, or 503 while there is none (with the loader's reason)."""
+    """The served model, or 503 while there is none (with the loader's reason and the fix)."""
     snap = state.get()
     if snap.model is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            detail=f"no model loaded yet ({snap.status}): {snap.detail}")
+        detail = f"no model loaded yet ({snap.status}): {snap.detail}"
+        if snap.fix:
+            detail += f". To fix: {snap.fix}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail)
     return snap.model
 
 

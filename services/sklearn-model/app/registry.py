@@ -163,19 +163,14 @@ def latest_cached(settings: Settings) -> Path | None:
     return max(entries, key=lambda p: int(p.name), default=None)
 
 
-def load_champion(settings: Settings, client: MlflowClient) -> LoadedModel:
-    """Resolve the alias (training first if allowed and nothing is registered), fetch, load."""
-    info = champion(settings, client)
-    if info is None:
-        if not settings.train_if_missing:
-            raise NoModelError(
-                f"no version of model {settings.model_name!r} has alias {settings.model_alias!r} "
-                "and TRAIN_IF_MISSING is false: run `python -m app.train` or set the alias"
-            )
-        log.info("no %s@%s registered: training one from %s", settings.model_name,
-                 settings.model_alias, settings.titanic_csv)
-        info = train_and_register(settings)
-    return load_cached(fetch(settings, info))
+def register_hint(settings: Settings) -> str:
+    """How an operator gives this service a model (shown while it waits for one)."""
+    ref = f"{settings.model_name}@{settings.model_alias}"
+    return (f"train and register {ref}: run `python -m app.train` with TITANIC_CSV set to "
+            "Kaggle's Titanic train.csv (the image ships one at /opt/data/titanic.csv) and this "
+            "service's MLFLOW_TRACKING_URI / S3 settings, or point the alias at an existing "
+            f"version in MLflow; it is loaded within {settings.model_poll_seconds:g} s, no "
+            "restart needed")
 
 
 def _requirements() -> list[str]:

@@ -67,8 +67,11 @@ class ModelResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    """Loader status: ``ready`` (HTTP 200) or ``starting``/``no-model``/``error`` (HTTP 503)."""
+    """Loader status: ``ready``, ``training`` or ``waiting-for-model`` (HTTP 200), or
+    ``starting`` (HTTP 503: MLflow/S3 not reached yet). ``fix`` says how to give the service a
+    model while it waits for one."""
 
     status: str
     detail: str
     model: ModelRef | None = None
+    fix: str | None = None

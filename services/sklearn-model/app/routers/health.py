@@ -1,23 +1,30 @@
-"""GET /health: 200 once a model is loaded (what the Compose/Swarm healthcheck probes)."""
+"""GET /health: what the Compose/Swarm healthcheck probes.
+
+200 while the service does what it should: serving a model, training a first one, or waiting
+for one to be registered (a restart would not change that; the reason and the fix are in the
+body). 503 only while MLflow/S3 have not been reached and no model is loaded.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
 from app.deps import StateDep
+from app.loader import HEALTHY
 from app.schemas import HealthResponse, ModelRef
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse,
-            responses={503: {"model": HealthResponse, "description": "no model loaded yet"}})
+            responses={503: {"model": HealthResponse,
+                             "description": "MLflow/S3 not reached yet, no model loaded"}})
 def health(state: StateDep, response: Response) -> HealthResponse:
-    """``ready`` with the served version, else 503 with the loader's status and reason."""
+    """The loader's status and reason, the served version if any, and the fix while waiting."""
     snap = state.get()
-    if snap.model is None:
+    if snap.status not in HEALTHY:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return HealthResponse(status=snap.status, detail=snap.detail)
-    info = snap.model.info
-    return HealthResponse(status="ready", detail=snap.detail,
-                          model=ModelRef(name=info.name, version=info.version))
+    model = None
+    if snap.model is not None:
+        model = ModelRef(name=snap.model.info.name, version=snap.model.info.version)
+    return HealthResponse(status=snap.status, detail=snap.detail, model=model, fix=snap.fix)
