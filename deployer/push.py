@@ -59,6 +59,12 @@ if TYPE_CHECKING:
 
 GOOGLE_KEY = "google_api_key"
 GOOGLE_ENV = "GOOGLE_API_KEY"
+#: Secrets a push may deploy without a value (``--allow-missing-secret``).
+OPTIONAL_SECRETS = (GOOGLE_KEY,)
+#: The content deployed for an allowed missing secret. Docker refuses empty secrets; the
+#: services strip their *_FILE contents and treat a blank value as "not configured" (the
+#: llm-connector then stays healthy and answers 503 "Gemini API key not configured").
+MISSING_SECRET_PLACEHOLDER = "\n"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class PushOptions:
     force: bool = False
     rollback: bool = True
     env_file: str | None = None
+    allow_missing: tuple[str, ...] = ()  # secret bases deployed as a blank placeholder if unset
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -106,7 +113,9 @@ def google_api_key(env_file: str | None) -> str:
             return value
     raise ConfigError(
         f"{GOOGLE_ENV} is not set (the llm-connector's Gemini key, deployed as a Swarm secret)",
-        fix=f"export {GOOGLE_ENV}=... or put it in a .env file (--env-file FILE)",
+        fix=f"export {GOOGLE_ENV}=... or put it in a .env file (--env-file FILE); or deploy "
+        f"without it: --allow-missing-secret {GOOGLE_KEY} (the LLM tab then says no key is "
+        "configured)",
     )
 
 
@@ -166,11 +175,18 @@ def resolve_inputs(
     host: str,
     *,
     env_file: str | None = None,
+    allow_missing: tuple[str, ...] = (),
 ) -> Inputs:
     from deployer.render import swarm_secret_values
     from deployer.values import values_hash
 
-    raw_values = {GOOGLE_KEY: google_api_key(env_file), **swarm_secret_values(values)}
+    try:
+        key = google_api_key(env_file)
+    except ConfigError:
+        if GOOGLE_KEY not in allow_missing:
+            raise
+        key = MISSING_SECRET_PLACEHOLDER
+    raw_values = {GOOGLE_KEY: key, **swarm_secret_values(values)}
     versions = {base: secret_version(value) for base, value in raw_values.items()}
     resolved = facts.resolve_images(local, manager, image_refs(values), host)
     images = {
@@ -233,7 +249,12 @@ class Pusher:
         """Push ``values``; returns the plan that was (or, with --check, would be) executed."""
         stack = values.stack.name
         inputs = resolve_inputs(values, self.conn.docker_client, self.local, self.host,
-                                env_file=self.opts.env_file)
+                                env_file=self.opts.env_file,
+                                allow_missing=self.opts.allow_missing)
+        if inputs.secret_values.get(GOOGLE_KEY) == MISSING_SECRET_PLACEHOLDER:
+            self.out.info(f"{GOOGLE_ENV} is not set: {GOOGLE_KEY} is deployed blank, the "
+                          "llm-connector answers 'Gemini API key not configured' until a push "
+                          f"with {GOOGLE_ENV} set rotates it")
         if not self.opts.force:
             # On a connection that already read the state once (the dashboard, repeated
             # pushes): decide "unchanged" without starting any remote process.

@@ -82,6 +82,27 @@ def wait_gone(client: docker.DockerClient, stack: str, host: str, timeout: float
           lambda: not stack_objects(client, stack, host).deployed, timeout)
 
 
+def remove_task_containers(client: docker.DockerClient, stack: str, host: str) -> int:
+    """Remove the stack's stopped task containers; returns how many were removed.
+
+    Swarm keeps the exited containers of finished tasks (a completed job such as bucket-init,
+    replaced tasks) after ``docker stack rm`` until its task history is pruned; they still
+    reference the stack's volumes and would outlive it. Called once the services are gone, so
+    nothing restarts them; running containers (still stopping) are left to Swarm.
+    """
+    api = client.api
+    filters = {"label": f"{STACK_LABEL}={stack}", "status": ["exited", "created", "dead"]}
+    removed = 0
+    with docker_errors(host):
+        for container in api.containers(all=True, filters=filters):
+            try:
+                api.remove_container(container["Id"])
+            except docker.errors.NotFound:
+                continue  # Swarm's own cleanup got there first
+            removed += 1
+    return removed
+
+
 def remove_objects(
     client: docker.DockerClient, host: str, kind: str, names: tuple[str, ...], timeout: float
 ) -> list[str]:

@@ -160,14 +160,16 @@ def materials(values: StackValues, env_file: str | None) -> dict[str, str]:
     ``GOOGLE_API_KEY``, when set) would produce. Nothing is created or printed."""
     from deployer.errors import ConfigError
     from deployer.operations import secret_version
-    from deployer.push import GOOGLE_KEY, google_api_key
+    from deployer.push import GOOGLE_KEY, MISSING_SECRET_PLACEHOLDER, google_api_key
     from deployer.render import secret_name, swarm_configs, swarm_secret_values
 
     raw = dict(swarm_secret_values(values))
     try:
         raw[GOOGLE_KEY] = google_api_key(env_file)
     except ConfigError:
-        pass  # only needed if the revision's key is gone; then the error names it
+        # Only needed if the revision's key is gone; then the error names it. A revision pushed
+        # with --allow-missing-secret used the placeholder, which can always be recreated.
+        raw[GOOGLE_KEY] = MISSING_SECRET_PLACEHOLDER
     out = {secret_name(base, secret_version(value)): value for base, value in raw.items()}
     out.update(swarm_configs(values))
     return out

@@ -337,6 +337,9 @@ def test_remove_keeps_volumes_unless_asked(
     assert not stack.services()
     assert not stack.api.networks(filters={"label": f"com.docker.stack.namespace={stack.name}"})
     assert not stack.api.secrets(filters={"label": f"io.mlops.stack={stack.name}"})
+    # Not even the exited container of the completed bucket-init job is left behind.
+    assert not stack.api.containers(
+        all=True, filters={"label": f"com.docker.stack.namespace={stack.name}"})
     assert stack.volumes(), "volumes are kept by default"
     assert "kept; --volumes removes them" in out
     assert not (stack.state_dir() / "current").exists()

@@ -19,7 +19,7 @@ from deployer.docker_api import local_client
 from deployer.errors import ConnectError, MlopsError
 from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
-from deployer.push import Pusher, PushOptions
+from deployer.push import OPTIONAL_SECRETS, Pusher, PushOptions
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,10 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", metavar="FILE",
                         help="read GOOGLE_API_KEY from FILE when not in the environment "
                         "(default: ./.env if present)")
+    parser.add_argument("--allow-missing-secret", dest="allow_missing", action="append",
+                        choices=OPTIONAL_SECRETS, default=[], metavar="NAME",
+                        help="deploy secret NAME blank when its value is not set (google_api_key:"
+                        " the stack runs, the LLM tab says no key is configured)")
     parser.add_argument("--break-lock", action="store_true",
                         help="take the stack's deploy lock even if another run holds it")
     parser.add_argument("--force", action="store_true",
@@ -144,6 +148,7 @@ def _push(args: argparse.Namespace, reporter: Reporter) -> int:
         check=args.check, diff=args.diff, resolve_image=args.resolve_image,
         timeout=args.timeout, break_lock=args.break_lock, force=args.force,
         rollback=args.rollback, env_file=args.env_file,
+        allow_missing=tuple(args.allow_missing),
     )
     hosts = hosts_of(args)
     last_error: MlopsError | None = None

@@ -339,7 +339,13 @@ def _confirm(question: str) -> bool:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from deployer.remove import remove_objects, stack_objects, stack_rm_argv, wait_gone
+    from deployer.remove import (
+        remove_objects,
+        remove_task_containers,
+        stack_objects,
+        stack_rm_argv,
+        wait_gone,
+    )
 
     if args.volumes and not args.yes and not sys.stdin.isatty():
         raise ConfigError(
@@ -355,7 +361,7 @@ def run_remove(args: argparse.Namespace) -> int:
         current = read_state(conn, stack, with_services=False).current
         drop_volumes = bool(args.volumes and found.volumes)
         if not (found.deployed or found.secrets or found.configs or drop_volumes
-                or current is not None):
+                or found.containers or current is not None):
             note = f"; volume(s) kept: {', '.join(found.volumes)}" if found.volumes else ""
             reporter.step(conn.host, "ok", "remove", stack, f"not deployed{note}")
             return
@@ -373,6 +379,12 @@ def run_remove(args: argparse.Namespace) -> int:
                 reporter.step(conn.host, "changed", "stack-rm", stack,
                               f"{len(found.services)} service(s), {len(found.networks)} "
                               "network(s)", argv)
+            # Exited task containers (a completed job's) outlive `stack rm`: drop them before
+            # the secrets, configs and volumes they reference.
+            containers = remove_task_containers(client, stack, conn.host)
+            if containers:
+                reporter.step(conn.host, "changed", "remove-containers", stack,
+                              f"{containers} exited task container(s)")
             for kind, names in (("secret", found.secrets), ("config", found.configs)):
                 if not names:
                     continue
