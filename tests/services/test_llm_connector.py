@@ -207,3 +207,15 @@ def test_bad_requests(start_connector: StartConnector, gemini: FakeGeminiServer)
     assert resp.status_code == 413
     assert "MAX_PROMPT_CHARS" in resp.json()["error"]["fix"]
     assert gemini.take() == []
+
+
+def test_blank_key_file_is_not_configured(start_connector: StartConnector,
+                                          gemini: FakeGeminiServer, tmp_path: Path) -> None:
+    """`deployer push --allow-missing-secret google_api_key` deploys the secret blank."""
+    secret = tmp_path / "google_api_key"
+    secret.write_text("\n")
+    svc = start_connector(GOOGLE_API_KEY_FILE=str(secret))
+    health = httpx.get(svc.url + "/health")
+    assert health.status_code == 200 and health.json()["api_key_configured"] is False
+    assert httpx.post(svc.url + "/chat", json={"prompt": "hi"}, timeout=30).status_code == 503
+    assert gemini.take() == []
