@@ -1,14 +1,10 @@
 # Sourced by the scripts: makes sure the project's venv (.venv) exists with the dev extras,
-# reinstalling only when pyproject.toml changed. Uses the machine's python3 (>= 3.11).
+# reinstalling only when the [project] table of pyproject.toml changed (python3 >= 3.11).
 ensure_venv() {
   local repo venv stamp want
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   venv="$repo/.venv"
   stamp="$venv/.mlops-stack-installed"
-  want=$(sha256sum "$repo/pyproject.toml" | cut -c1-16)
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    return 0
-  fi
   if ! command -v python3 >/dev/null; then
     echo "error: python3 (>= 3.11) is needed. fix: apt-get install -y python3 python3-venv" >&2
     return 1
@@ -16,6 +12,14 @@ ensure_venv() {
   if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "error: python3 is $(python3 -V 2>&1); 3.11 or newer is needed" >&2
     return 1
+  fi
+  # Only the [project] table (dependencies, scripts) decides a reinstall; tool settings do not.
+  want=$(python3 -c 'import hashlib, json, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()[:16])' \
+    "$repo/pyproject.toml")
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
   fi
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
