@@ -371,7 +371,8 @@ def test_model_artifacts_are_in_the_stacks_own_s3(stack: E2EStack,
     client = MlflowClient(stack.url("mlflow-server"))
     for name in ("cifar10-cnn", "titanic-rf"):
         mv = client.get_model_version_by_alias(name, "champion")
-        location = client.get_logged_model(mv.source.removeprefix("models:/")).artifact_location
+        logged = client.get_logged_model(str(mv.source).removeprefix("models:/"))
+        location = logged.artifact_location
         prefix = location.removeprefix("mlflow-artifacts:/").strip("/")
         assert any(k.endswith(f"{prefix}/MLmodel") for k in keys), (name, prefix, keys[:20])
 
