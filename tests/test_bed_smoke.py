@@ -171,26 +171,30 @@ def test_s3_put_get(bed: dict[str, Any]) -> None:
         bad.get_object(Bucket=s3["bucket"], Key=key)
 
 
-def test_mlflow_run_round_trip_stores_artifacts_in_s3(bed: dict[str, Any], tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_run_round_trip_stores_artifacts_in_s3(bed: dict[str, Any],
+                                                      tmp_path: Path) -> None:
     import boto3
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", bed["mlflow"]["tracking_uri"])
-    experiment = f"smoke-{secrets.token_hex(3)}"
-    mlflow.set_experiment(experiment)
+    # An explicit client: mlflow's fluent API keeps a process-wide tracking URI that other
+    # in-process tests (the model services) point elsewhere.
+    client = MlflowClient(tracking_uri=bed["mlflow"]["tracking_uri"])
+    experiment_id = client.create_experiment(f"smoke-{secrets.token_hex(3)}")
+    run = client.create_run(experiment_id)
+    run_id = run.info.run_id
     artifact = tmp_path / "note.txt"
     artifact.write_text(secrets.token_hex(16))
-    with mlflow.start_run() as run:
-        mlflow.log_param("trees", 7)
-        mlflow.log_metric("accuracy", 0.8125)
-        mlflow.log_artifact(str(artifact))
-    client = MlflowClient()
-    got = client.get_run(run.info.run_id)
+    client.log_param(run_id, "trees", 7)
+    client.log_metric(run_id, "accuracy", 0.8125)
+    client.log_artifact(run_id, str(artifact))
+    client.set_terminated(run_id)
+
+    got = client.get_run(run_id)
     assert got.data.params["trees"] == "7"
     assert got.data.metrics["accuracy"] == pytest.approx(0.8125)
-    back = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path / "back"))
+    assert got.info.status == "FINISHED"
+    (tmp_path / "back").mkdir()
+    back = client.download_artifacts(run_id, "note.txt", str(tmp_path / "back"))
     assert Path(back).read_text() == artifact.read_text()
 
     s3 = bed["s3"]
@@ -199,4 +203,4 @@ def test_mlflow_run_round_trip_stores_artifacts_in_s3(bed: dict[str, Any], tmp_p
                          aws_secret_access_key=s3["secret_key"])
     keys = [obj["Key"] for obj in store.list_objects_v2(
         Bucket=s3["bucket"], Prefix="artifacts/").get("Contents", [])]
-    assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys), keys
+    assert any(key.endswith(f"{run_id}/artifacts/note.txt") for key in keys), keys
