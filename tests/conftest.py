@@ -47,3 +47,42 @@ def remote_docker_api(bed: dict[str, Any]) -> Iterator[docker.APIClient]:
     client = docker.APIClient(base_url=bed["managers"]["remote"]["docker_host"], version="auto")
     yield client
     client.close()
+
+
+#: Stack-name prefixes the tests use (see each test module); only these are swept.
+TEST_STACK_PREFIXES = ("smoke-", "rt-", "dp-", "dp2-", "dp3-", "tui-", "tui2-", "e2e-")
+
+
+def _sweep_test_stacks(api: docker.APIClient) -> None:
+    """Remove what removed test stacks leave behind on an engine: Swarm keeps the exited
+    containers of completed jobs after `docker stack rm`, and never removes volumes."""
+    live = {s["Spec"]["Labels"].get("com.docker.stack.namespace", "")
+            for s in api.services()}
+
+    def gone_test_stack(labels: dict[str, str] | None) -> bool:
+        stack = (labels or {}).get("com.docker.stack.namespace", "")
+        return stack.startswith(TEST_STACK_PREFIXES) and stack not in live
+
+    for container in api.containers(all=True, filters={"status": "exited"}):
+        if gone_test_stack(container.get("Labels")):
+            api.remove_container(container["Id"], force=True)
+    for volume in api.volumes().get("Volumes") or []:
+        if gone_test_stack(volume.get("Labels")):
+            try:
+                api.remove_volume(volume["Name"])
+            except docker.errors.APIError:
+                pass  # still in use by a container of a live stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_after_session() -> Iterator[None]:
+    yield
+    if not FACTS.exists():
+        return
+    facts = json.loads(FACTS.read_text())
+    for base_url in (facts["docker_host"], facts["managers"]["remote"]["docker_host"]):
+        client = docker.APIClient(base_url=base_url, version="auto")
+        try:
+            _sweep_test_stacks(client)
+        finally:
+            client.close()
