@@ -96,8 +96,13 @@ class Dp3Stack:
                        capture_output=True, check=False)
         label = f"com.docker.stack.namespace={self.name}"
         for _ in range(60):
-            if not self.api.containers(all=True, filters={"label": label}):
+            left = self.api.containers(all=True, filters={"label": label})
+            if not left:
                 break
+            # Swarm keeps the exited containers of a completed job after `stack rm`.
+            for container in left:
+                if container["State"] == "exited":
+                    self.api.remove_container(container["Id"], force=True)
             subprocess.run(["sleep", "0.5"], check=False)
         own = {"label": f"io.mlops.stack={self.name}"}
         for remove, items in (
