@@ -33,6 +33,28 @@ def bed() -> dict[str, Any]:
     return facts
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright's sync API (never its own browser
+    download). Module-scoped on purpose: a live sync Playwright holds an event loop on the main
+    thread, which breaks every asyncio test (Textual's Pilot) that runs while it exists."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing. fix: apt-get install -y chromium (scripts/testbed "
+                    "up installs it)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture(scope="session")
 def docker_api(bed: dict[str, Any]) -> Iterator[docker.APIClient]:
     """A low-level Docker API client on the bed's host engine."""

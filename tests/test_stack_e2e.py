@@ -46,9 +46,6 @@ PORTS = dict(zip(SERVICES, range(19700, 19706), strict=True))
 CONSOLE_PORT = 19706
 GEMINI_PORT = 8080  # inside the stack's network only
 GEMINI_MODEL = "gemini-e2e"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / ".testbed" / "artifacts"
 sys.path.insert(0, str(REPO / "tests" / "services"))
 
@@ -218,19 +215,6 @@ def cnn_champion(stack: E2EStack, tmp_path_factory: pytest.TempPathFactory) -> d
                    lambda b: b.get("status") == "ready", 180)
     assert health["model"] == {"name": "cifar10-cnn", "version": "1"}, health
     return {"name": "cifar10-cnn", "version": "1"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
