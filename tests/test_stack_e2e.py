@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -49,6 +48,7 @@ GEMINI_MODEL = "gemini-e2e"
 ARTIFACTS = REPO / ".testbed" / "artifacts"
 sys.path.insert(0, str(REPO / "tests" / "services"))
 
+from gradio_page import open_tab  # noqa: E402
 from svc_util import CLASSES, PALETTE, service_app, write_colour_archive  # noqa: E402
 
 
@@ -217,44 +217,6 @@ def cnn_champion(stack: E2EStack, tmp_path_factory: pytest.TempPathFactory) -> d
     return {"name": "cifar10-cnn", "version": "1"}
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A page that may only reach loopback (anything else is aborted and recorded)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-
-    def guard(route: Any) -> None:
-        host = urlsplit(route.request.url).hostname or ""
-        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
-    page = context.new_page()
-    page.set_default_timeout(90_000)
-    yield page
-    context.close()
-    assert outside == [], f"the page tried to reach outside hosts: {outside}"
-
-
-# True once the tab is the element under its own centre (Gradio's loading overlay has gone).
-_TAB_UNCOVERED = """(name) => {
-  const tab = [...document.querySelectorAll('[role=tab]')]
-    .find((e) => e.textContent.trim() === name);
-  if (!tab) return false;
-  const r = tab.getBoundingClientRect();
-  const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-  return hit !== null && (hit === tab || tab.contains(hit));
-}"""
-
-
-def _open_tab(page: Any, name: str) -> None:
-    page.wait_for_function(_TAB_UNCOVERED, arg=name, timeout=120_000)
-    page.get_by_role("tab", name=name).click()
-
-
 def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"stack-e2e-{name}.png"), full_page=True)
@@ -288,7 +250,7 @@ def test_cnn_waits_healthy_then_serves_the_champion(stack: E2EStack,
 def test_chat_answer_from_gemini_in_the_browser(stack: E2EStack, page: Any) -> None:
     prompt = f"Which port does MLflow use in {stack.name}?"
     page.goto(stack.url("gradio-frontend") + "/")
-    _open_tab(page, "Chat")
+    open_tab(page, "Chat", timeout_ms=120_000)
     page.locator("#chat-input textarea").fill(prompt)
     page.locator("#chat-send").click()
     page.locator("#chatbot").get_by_text("last: " + prompt[::-1], exact=False).wait_for()
@@ -298,7 +260,7 @@ def test_chat_answer_from_gemini_in_the_browser(stack: E2EStack, page: Any) -> N
 
 def test_titanic_prediction_in_the_browser(stack: E2EStack, page: Any) -> None:
     page.goto(stack.url("gradio-frontend") + "/")
-    _open_tab(page, "Titanic")
+    open_tab(page, "Titanic", timeout_ms=120_000)
     page.locator("#titanic-class").get_by_text("1st class").click()
     page.locator("#titanic-sex").get_by_text("female").click()
     page.locator("#titanic-age input").fill("29")
@@ -331,7 +293,7 @@ def test_image_label_in_the_browser(stack: E2EStack, cnn_champion: dict[str, str
                             files={"file": (png.name, handle.read(), "image/png")}).json()
     assert direct["class"] in CLASSES
     page.goto(stack.url("gradio-frontend") + "/")
-    _open_tab(page, "Image")
+    open_tab(page, "Image", timeout_ms=120_000)
     page.locator("#image-input input[type=file]").set_input_files(str(png))
     page.locator("#image-input img").first.wait_for()
     page.locator("#image-classify").click()

@@ -11,11 +11,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from fake_gemini import FakeGeminiServer, Reply
+from gradio_page import open_tab
 from model_standins import (
     Passenger,
     cnn_app,
@@ -63,61 +63,8 @@ def down_frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
         yield frontend
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that may only reach loopback (anything else is aborted and recorded)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-
-    def guard(route: Any) -> None:
-        host = urlsplit(route.request.url).hostname or ""
-        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
-    assert outside == [], f"the page tried to reach outside hosts: {outside}"
-
-
-# True once the tab is the element under its own centre (Gradio's loading overlay has gone).
-_TAB_UNCOVERED = """(name) => {
-  const tab = [...document.querySelectorAll('[role=tab]')]
-    .find((e) => e.textContent.trim() === name);
-  if (!tab) return false;
-  const r = tab.getBoundingClientRect();
-  const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-  return hit !== null && (hit === tab || tab.contains(hit));
-}"""
-
-
-_WHAT_COVERS = """(name) => {
-  const tab = [...document.querySelectorAll('[role=tab]')]
-    .find((e) => e.textContent.trim() === name);
-  if (!tab) return 'no tab ' + name;
-  const r = tab.getBoundingClientRect();
-  let hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-  const path = [];
-  while (hit) { path.push(hit.tagName + '#' + hit.id + '.' + String(hit.className).slice(0, 50));
-                hit = hit.parentElement; }
-  return path.slice(0, 8).join(' < ');
-}"""
-
-
 def _open_tab(page: Any, name: str) -> None:
-    # Generous: on a busy 2-core machine the page's ~80 assets can take long to load.
-    try:
-        page.wait_for_function(_TAB_UNCOVERED, arg=name, timeout=90_000)
-    except Exception:
-        _shot(page, f"stuck-{name}")
-        raise AssertionError(f"tab {name} stays covered by: "
-                             f"{page.evaluate(_WHAT_COVERS, name)}") from None
-    page.get_by_role("tab", name=name).click()
+    open_tab(page, name, on_stuck=lambda: _shot(page, f"stuck-{name}"))
 
 
 def _shot(page: Any, name: str) -> None:
