@@ -337,7 +337,8 @@ class Pusher:
         report = self.out.step
         for step in plan.steps:
             if step.kind == "ship-image":
-                self._ship(step.target, client)
+                self._ship(next(i for i in desired.images.values() if i.ref == step.target),
+                           client)
             elif step.kind == "tag-image":
                 image = next(i for i in desired.images.values() if i.ref == step.target)
                 repo, tag = ship.split_ref(image.ref)
@@ -368,13 +369,16 @@ class Pusher:
                       file_sha256=desired.file_hash, values_hash=desired.values_hash)
             report(self.host, "changed", step.kind, step.target, step.detail, step.argv)
 
-    def _ship(self, ref: str, client: docker.DockerClient) -> None:
+    def _ship(self, image: ImageRef, client: docker.DockerClient) -> None:
+        ref = image.ref
         if self.local is None:
             raise DeployError(f"{ref} is missing on {self.host} and no local engine has it")
-        image_id = facts.image_id(self.local, ref, "local")
-        if image_id is None:
-            raise DeployError(f"{ref} vanished from the local engine during the push")
-        ship.ensure_local_tag(self.local, image_id, ref)
+        # Look the image up by its ID, not by the pinned tag: an image built and tagged by the
+        # user (not by `deployer build`) has no `repo:<id>` tag until we create it here.
+        if facts.image_id(self.local, image.id, "local") is None:
+            raise DeployError(f"{ref} (image {image.id[:19]}) vanished from the local engine "
+                              "during the push")
+        ship.ensure_local_tag(self.local, image.id, ref)
         ship.ship_image(self.local, self.conn, ref,
                         on_progress=lambda n: self.out.info(f"{ref}: {n / 1e6:.0f} MB sent"))
 
