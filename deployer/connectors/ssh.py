@@ -136,6 +136,11 @@ class SSHConnector(Connector):
         self._docker: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
+    @property
+    def transport(self) -> paramiko.Transport:
+        """The connection's SSH transport (for port forwards: ``deployer.shipping.forward``)."""
+        return self._transport
+
     # Connection
 
     def _connect(self) -> paramiko.SSHClient:
