@@ -39,7 +39,7 @@ from deployer.commands.targets import local_engine  # noqa: E402
 from deployer.connectors import connect  # noqa: E402
 from deployer.connectors.base import Connector  # noqa: E402
 from deployer.converge import wait_converged  # noqa: E402
-from deployer.docker_api import docker_errors  # noqa: E402
+from deployer.engine.client import docker_errors  # noqa: E402
 from deployer.inventory import adhoc_host  # noqa: E402
 from deployer.operations import SECRET_STACK_LABEL, deploy_argv  # noqa: E402
 from deployer.output import Reporter  # noqa: E402

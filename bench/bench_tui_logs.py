@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tui_stack import create_service, remove_stack, wait_for  # noqa: E402
 
-from deployer.docker_api import local_client  # noqa: E402
+from deployer.engine.client import local_client  # noqa: E402
 from tui.backend import DockerBackend  # noqa: E402
 
 STACK = "tui2-bench-logs"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from tui_stack import create_service, remove_stack  # noqa: E402
 
-from deployer.docker_api import local_client  # noqa: E402
+from deployer.engine.client import local_client  # noqa: E402
 from tui.backend import DockerBackend  # noqa: E402
 
 STACK = "tui-bench"

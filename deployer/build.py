@@ -32,7 +32,7 @@ import docker.errors
 from docker.utils.build import exclude_paths
 
 from deployer import ship
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import BuildError, ConfigError, DockerError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
 from deployer.swarm import ServiceState, SwarmApi, SwarmSnapshot, TaskState, read_snapshot
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker.errors
 
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
 from deployer.operations import ManagerFacts
 from deployer.state import StackState, read_state

@@ -19,7 +19,7 @@ import docker.errors
 
 from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, DeployError
 from deployer.operations import (
     SECRET_KEY_LABEL,

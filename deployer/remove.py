@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import docker.errors
 
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
 from deployer.operations import SECRET_STACK_LABEL
 from deployer.swarm import STACK_LABEL

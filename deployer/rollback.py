@@ -20,7 +20,7 @@ import docker.errors
 import yaml
 
 from deployer.converge import wait_converged
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
 from deployer.operations import SECRET_KEY_LABEL, SECRET_STACK_LABEL, deploy_argv, services_in
 from deployer.state import Revision, StackState

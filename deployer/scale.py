@@ -1,7 +1,7 @@
 """``scale SERVICE=N...``: parse and check the request against the live stack, and say when the
 result drifts from the values the stack was pushed with.
 
-Pure code: the command (``deployer.commands.manage``) reads the snapshot and runs the argv.
+Pure code: the action (``deployer.actions.services.scale``) reads the snapshot and runs the argv.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class ScaleChange:
     service: str
     old: int
     new: int
+    #: The Swarm service name (``<stack>_<service>``); the short name when not given.
+    name: str = ""
 
     @property
     def changed(self) -> bool:
@@ -70,14 +72,16 @@ def plan_scale(snapshot: SwarmSnapshot, requests: Mapping[str, int]) -> list[Sca
             )
         # The desired count of the spec, not the running one: a service short of replicas is
         # still "at N" as far as scaling goes.
-        changes.append(ScaleChange(service.short_name, service.replicas_desired, replicas))
+        changes.append(
+            ScaleChange(service.short_name, service.replicas_desired, replicas, service.name)
+        )
     return changes
 
 
-def scale_argv(stack: str, changes: Sequence[ScaleChange]) -> list[str]:
+def scale_argv(changes: Sequence[ScaleChange]) -> list[str]:
     """One ``docker service scale`` for every change (no wait: we poll with progress)."""
     return ["docker", "service", "scale", "--detach",
-            *(f"{stack}_{c.service}={c.new}" for c in changes)]
+            *(f"{c.name or c.service}={c.new}" for c in changes)]
 
 
 def declared_replicas(stack_file: str | None) -> dict[str, int]:

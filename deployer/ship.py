@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 
 if TYPE_CHECKING:
     import docker

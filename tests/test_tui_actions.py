@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui_stack import STANDIN, create_service, remove_stack, wait_for
 
-from deployer.docker_api import local_client
+from deployer.engine.client import local_client
 from deployer.errors import ConfigError, ValuesError
 from deployer.inventory import select_hosts
 from tui.app import MlopsApp, make_app

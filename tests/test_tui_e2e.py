@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Log
 from tui_stack import create_service, remove_stack, running_replicas, wait_for
 
-from deployer.docker_api import local_client
+from deployer.engine.client import local_client
 from deployer.inventory import adhoc_host
 from tui.app import MlopsApp, make_app
 from tui.backend import DockerBackend, host_backend_factory

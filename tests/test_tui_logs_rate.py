@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Label, Log
 from tui_stack import create_service, remove_stack
 
-from deployer.docker_api import local_client
+from deployer.engine.client import local_client
 from tui.app import MlopsApp, make_app
 from tui.backend import DockerBackend
 from tui.screens.logs import CAPACITY, LogsScreen

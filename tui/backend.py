@@ -3,7 +3,7 @@
 Screens and widgets talk to a :class:`Backend` and never import ``docker`` or ``paramiko``.
 Every method blocks, so callers run them in thread workers. Failures arrive as the project's
 errors (``ConnectError`` when the engine or the SSH connection is gone, ``DockerError`` when the
-engine refuses), mapped by ``deployer.docker_api.docker_errors``.
+engine refuses), mapped by ``deployer.engine.client.docker_errors``.
 
 Backends:
 
@@ -29,7 +29,7 @@ import docker
 import docker.errors
 
 from deployer.connectors import Connector, connect
-from deployer.docker_api import docker_errors, local_client
+from deployer.engine.client import docker_errors, local_client
 from deployer.errors import ConfigError, ConnectError, DockerError
 from deployer.inventory import Host
 from deployer.swarm import SwarmSnapshot, parse_snapshot, read_snapshot

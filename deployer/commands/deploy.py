@@ -15,7 +15,7 @@ from deployer.commands.targets import (
     local_engine,
     open_connector,
 )
-from deployer.docker_api import local_client
+from deployer.engine.client import local_client
 from deployer.errors import ConnectError, MlopsError
 from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter

@@ -22,7 +22,7 @@ from deployer.commands.targets import (
 )
 from deployer.connectors.base import Connector
 from deployer.converge import ConvergeError, wait_converged
-from deployer.docker_api import docker_errors
+from deployer.engine.client import docker_errors
 from deployer.errors import CommandError, ConfigError, ConnectError, DeployError, MlopsError
 from deployer.history import read_history, table
 from deployer.inventory import Host

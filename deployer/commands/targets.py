@@ -59,7 +59,7 @@ def local_engine(conn: Connector) -> docker.DockerClient | None:
     """The local engine (where images are built), or None if there is none."""
     if conn.host == "local":
         return conn.docker_client()
-    from deployer.docker_api import local_client
+    from deployer.engine.client import local_client
     from deployer.errors import MlopsError
 
     try:

@@ -142,7 +142,7 @@ class LocalConnector(Connector):
 
     def docker_client(self) -> docker.DockerClient:
         if self._client is None:
-            from deployer.docker_api import local_client
+            from deployer.engine.client import local_client
 
             self._client = local_client(self._docker_host)
         return self._client

@@ -386,7 +386,7 @@ class SSHConnector(Connector):
     def docker_client(self) -> docker.DockerClient:
         with self._lock:
             if self._docker is None:
-                from deployer.docker_api import ssh_client
+                from deployer.engine.client import ssh_client
 
                 self._docker = ssh_client(self._transport, self.host)
             return self._docker
