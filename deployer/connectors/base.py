@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 #: What a command's stdin can be: nothing, the whole input, or chunks streamed as they come
 #: (e.g. a ``docker save`` stream piped into ``docker load``).
 Stdin = bytes | str | Iterable[bytes] | None
+
+#: The exit code of a command ended through its ``cancel`` event.
+CANCELLED = -2
 
 #: Called with each chunk of a streamed command's stdout (decoded text, split on newlines).
 LineCallback = Callable[[str], None]
@@ -53,12 +57,16 @@ class Connector(abc.ABC):
         timeout: float | None = None,
         check: bool = True,
         on_line: LineCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         """Run ``argv``; feed ``stdin``; return its result.
 
         With ``on_line`` the stdout is delivered line by line as it arrives (progress, logs) and
         not kept in ``RunResult.stdout``. With ``check`` a non-zero exit raises ``CommandError``.
         ``timeout`` bounds the whole command (``CommandError`` with returncode -1 when hit).
+        Setting ``cancel`` ends the command (killed locally, its channel closed over SSH) and
+        returns ``CANCELLED`` as its exit code, without raising: how a log follow is stopped
+        while the connection carries on.
         """
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deployer.connectors.base import (
+    CANCELLED,
     Connector,
     LineCallback,
     LineSplitter,
@@ -39,6 +40,7 @@ class LocalConnector(Connector):
         timeout: float | None = None,
         check: bool = True,
         on_line: LineCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         env = None
         if self._docker_host:
@@ -79,7 +81,16 @@ class LocalConnector(Connector):
             assert proc.stderr is not None
             err_chunks.append(proc.stderr.read())
 
+        def watch_cancel() -> None:
+            assert cancel is not None
+            while proc.poll() is None:
+                if cancel.wait(0.2):
+                    proc.kill()
+                    return
+
         threads = [threading.Thread(target=drain_stderr, daemon=True)]
+        if cancel is not None:
+            threads.append(threading.Thread(target=watch_cancel, daemon=True))
         if stdin is not None:
             threads.append(threading.Thread(target=feed, daemon=True))
         for thread in threads:
@@ -118,6 +129,8 @@ class LocalConnector(Connector):
             raise CommandError(
                 argv, -1, stderr + f"\ntimed out after {timeout:g} s", host=self.host
             )
+        if cancel is not None and cancel.is_set():
+            return RunResult(CANCELLED, out.decode(errors="replace"), stderr)
         result = RunResult(returncode, out.decode(errors="replace"), stderr)
         return self._checked(argv, result, check)
 

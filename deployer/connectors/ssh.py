@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from deployer.connectors.base import (
+    CANCELLED,
     Connector,
     LineCallback,
     LineSplitter,
@@ -261,6 +262,7 @@ class SSHConnector(Connector):
         timeout: float | None = None,
         check: bool = True,
         on_line: LineCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         command = shlex.join(argv)
         try:
@@ -269,9 +271,11 @@ class SSHConnector(Connector):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise self._lost(exc) from exc
         try:
-            result = self._collect(channel, argv, stdin, timeout, on_line)
+            result = self._collect(channel, argv, stdin, timeout, on_line, cancel)
         finally:
             channel.close()
+        if result.returncode == CANCELLED:
+            return result
         return self._checked(argv, result, check)
 
     def _collect(
@@ -281,6 +285,7 @@ class SSHConnector(Connector):
         stdin: Stdin,
         timeout: float | None,
         on_line: LineCallback | None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         feeder_error: list[BaseException] = []
 
@@ -321,6 +326,10 @@ class SSHConnector(Connector):
                 not channel.recv_stderr_ready()
             ) and (channel.eof_received or channel.closed):
                 break
+            if cancel is not None and cancel.is_set():
+                # Closing the channel ends the remote command (sshd hangs it up).
+                channel.close()
+                return RunResult(CANCELLED, out.decode(errors="replace"), "cancelled")
             if not self._transport.is_active():
                 raise self._lost(EOFError("SSH transport closed"))
             if deadline is not None and time.monotonic() >= deadline:
