@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BED = REPO / ".testbed"
@@ -692,6 +693,8 @@ def cmd_up(args: argparse.Namespace) -> None:
         step("S3", ensure_s3)
         step("MLflow", ensure_mlflow)
         write_facts()
+        if _cluster().is_up():
+            _cluster().write_facts()  # keep the cluster's facts (cluster-up wrote them)
     say(f"up in {time.monotonic() - started:.1f}s; facts in {FACTS.relative_to(REPO)}")
 
 
@@ -699,6 +702,7 @@ def cmd_down(args: argparse.Namespace) -> None:
     del args
     preflight()
     with locked():
+        _cluster().down()
         stop("mlflow", grace=5)
         stop("seaweedfs", grace=3)
         stop("sshd_remote", grace=5)
@@ -738,9 +742,51 @@ def cmd_status(args: argparse.Namespace) -> None:
         ("SeaweedFS S3", read_pid("seaweedfs") is not None and s3_ready()),
         ("MLflow", read_pid("mlflow") is not None and mlflow_ready()),
         ("facts file", FACTS.exists()),
+        *_cluster().status_rows(),
     ]
     for name, good in rows:
         print(f"{'up  ' if good else 'down'}  {name}")
+
+
+def _cluster() -> Any:
+    """The three-node cluster part (scripts/testbed_cluster.py), which uses this module's
+    helpers: register this module under its own name first so it is not imported twice."""
+    sys.modules.setdefault("testbed", sys.modules[__name__])
+    import testbed_cluster
+
+    return testbed_cluster
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> None:
+    del args
+    preflight()
+    with locked():
+        step("packages", ensure_packages)
+        step("docker engine", ensure_local_engine)
+        step("swarm", lambda: ensure_swarm(f"unix://{LOCAL_SOCK}", "127.0.0.1",
+                                           "swarm_local.marker"))
+        step("base image", ensure_base_image)
+        step("stand-in image", ensure_standin_image)
+        step("ssh keys", ensure_ssh_material)
+        _cluster().up()
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> None:
+    del args
+    preflight()
+    with locked():
+        _cluster().down()
+
+
+def cmd_cluster_node(args: argparse.Namespace) -> None:
+    preflight()
+    cluster = _cluster()
+    with locked():
+        node = cluster.node(args.node)
+        if args.action == "stop":
+            cluster.stop_node_engine(node)
+        else:
+            cluster.start_node_engine(node)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -754,6 +800,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what up started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
+    sub.add_parser("cluster-up", help="also start the three-node Swarm (idempotent)"
+                   ).set_defaults(func=cmd_cluster_up)
+    sub.add_parser("cluster-down", help="stop only the three-node Swarm (down stops it too)"
+                   ).set_defaults(func=cmd_cluster_down)
+    node = sub.add_parser("cluster-node", help="stop or start one cluster node's dockerd")
+    node.add_argument("action", choices=["stop", "start"])
+    node.add_argument("node", help="manager, worker1 or worker2")
+    node.set_defaults(func=cmd_cluster_node)
     args = parser.parse_args(argv)
     try:
         args.func(args)
