@@ -267,6 +267,8 @@ def _context(
         "header": _header(values, target),
         "stack_name": values.stack.name,
         "network": NETWORK,
+        # Compose only: Swarm ports have no host address (ingress and host mode bind them all).
+        "bind_address": values.compose_bind_address(),
         "services": services,
         "jobs": jobs,
         "volumes": _volumes(values),

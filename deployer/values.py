@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,7 +20,14 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from deployer.errors import ValuesError
 from deployer.resources import templates_dir
@@ -57,6 +65,19 @@ StackName = Annotated[
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,49}$"),
     Field(description="Lower-case letters, digits, '-' and '_' (Compose project / Swarm stack)."),
 ]
+
+
+def _ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an IP address (e.g. 127.0.0.1 for this machine only, 0.0.0.0 for "
+            "every interface)"
+        ) from None
+
+
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
@@ -293,6 +314,21 @@ class Llm(_Strict):
     google_model: NonEmpty = "gemini-2.5-flash"
 
 
+class ComposeSettings(_Strict):
+    """The Compose target (one engine, e.g. a laptop). Swarm publishes on every node instead."""
+
+    bind_address: IpAddress | None = Field(
+        default=None,
+        description="Host address the published ports bind to. Default: 127.0.0.1 (this "
+        "machine only) in development, 0.0.0.0 (every interface) otherwise.",
+    )
+    publish_default_credentials: bool = Field(
+        default=False,
+        description="Allow publishing the S3 store with the well-known default credentials on "
+        "a non-loopback bind_address (anyone on the network could then read and write it).",
+    )
+
+
 class StackValues(_Strict):
     """The whole declared stack. Every renderer and tool reads this, never raw YAML."""
 
@@ -309,6 +345,7 @@ class StackValues(_Strict):
     s3: S3 = S3()
     mlflow: Mlflow = Mlflow()
     llm: Llm = Llm()
+    compose: ComposeSettings = ComposeSettings()
 
     @model_validator(mode="after")
     def _check_combinations(self) -> StackValues:
@@ -350,6 +387,23 @@ class StackValues(_Strict):
                     )
                 seen[port] = where
         return self
+
+    def compose_exposes_default_credentials(self) -> bool:
+        """Whether Compose would publish the S3 store, holding the well-known default
+        credentials, on a non-loopback address without ``compose.publish_default_credentials``."""
+        minio = self.services.minio
+        return (
+            not ipaddress.ip_address(self.compose_bind_address()).is_loopback
+            and (minio.host_port is not None or minio.host_console_port is not None)
+            and (self.s3.access_key, self.s3.secret_key) == DEFAULT_S3_CREDENTIALS
+            and not self.compose.publish_default_credentials
+        )
+
+    def compose_bind_address(self) -> str:
+        """The host address Compose publishes ports on (see ``compose.bind_address``)."""
+        if self.compose.bind_address is not None:
+            return self.compose.bind_address
+        return "127.0.0.1" if self.stack.environment == "development" else "0.0.0.0"
 
     def active_services(self) -> dict[str, Service]:
         """The long-running services the current values render, in stack order."""
@@ -453,6 +507,24 @@ def load_values(
                 fix=f"set real credentials in {key} (and its pair) or pass "
                 "--allow-default-credentials",
             )
+    if not allow_default_credentials and values.compose_exposes_default_credentials():
+        # Name what made the address non-loopback: the address itself, or the environment.
+        key = "compose.bind_address"
+        if values.compose.bind_address is None:
+            key = "stack.environment"
+        origin = _origin_for(tuple(key.split(".")), origins)
+        raise ValuesError(
+            f"Compose would publish the S3 store (services.minio) on "
+            f"{values.compose_bind_address()}, not a loopback address, with the well-known "
+            f"default credentials {'/'.join(DEFAULT_S3_CREDENTIALS)}: anyone on the network "
+            "could read and write it",
+            source=origin.source,
+            key=key,
+            line=origin.line,
+            fix="set real s3.access_key and s3.secret_key, or bind to this machine only "
+            "(compose.bind_address=127.0.0.1), or services.minio.publish=false; to accept it, "
+            "set compose.publish_default_credentials=true",
+        )
     return values
 
 

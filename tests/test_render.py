@@ -242,7 +242,8 @@ def test_compose_shape_build_contexts_and_start_order() -> None:
     assert doc["services"]["bucket-init"]["restart"] == "no"
     assert doc["networks"]["mlops-network"]["driver"] == "bridge"
     assert llm["environment"]["GOOGLE_API_KEY"] == "${GOOGLE_API_KEY:-}"
-    assert llm["ports"] == [{"target": 8000, "published": "8000", "protocol": "tcp"}]
+    assert llm["ports"] == [{"target": 8000, "host_ip": "127.0.0.1", "published": "8000",
+                            "protocol": "tcp"}]  # development: this machine only
 
 
 def test_compose_never_renders_a_non_default_s3_secret() -> None:
