@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     import docker
 
     from deployer.connectors.base import Connector
+    from deployer.shipping import Shipper
     from deployer.values import StackValues
 
 GOOGLE_KEY = "google_api_key"
@@ -242,6 +243,7 @@ class Pusher:
         self.out = reporter
         self.opts = options
         self.local = local
+        self._shipper: Shipper | None = None
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -336,6 +338,8 @@ class Pusher:
         }
         report = self.out.step
         for step in plan.steps:
+            if step.kind != "ship-image":
+                self._end_shipping()  # ship steps come first: nothing stays up past them
             if step.kind == "ship-image":
                 self._ship(next(i for i in desired.images.values() if i.ref == step.target),
                            client)
@@ -378,9 +382,22 @@ class Pusher:
         if facts.image_id(self.local, image.id, "local") is None:
             raise DeployError(f"{ref} (image {image.id[:19]}) vanished from the local engine "
                               "during the push")
-        ship.ensure_local_tag(self.local, image.id, ref)
-        ship.ship_image(self.local, self.conn, ref,
-                        on_progress=lambda n: self.out.info(f"{ref}: {n / 1e6:.0f} MB sent"))
+        from deployer.shipping import Shipper
+
+        if self._shipper is None:
+            self._shipper = Shipper(self.local, self.conn, self.out)
+        try:
+            shipped = self._shipper.ship(image.id, ref)
+        except BaseException:
+            self._end_shipping()
+            raise
+        self.out.info(f"{ref}: {shipped.describe()}")
+
+    def _end_shipping(self) -> None:
+        """Stop the shipping session's registry process and port forward, if one runs."""
+        shipper, self._shipper = self._shipper, None
+        if shipper is not None:
+            shipper.close()
 
     def _create_secret(
         self, client: docker.DockerClient, stack: str, name: str, prepared: Prepared

@@ -1,0 +1,215 @@
+"""One shipping session: images from the local engine to one target engine, layer by layer.
+
+``Shipper.ship(image_id, ref)`` makes ``ref`` name ``image_id`` on the target. Layer mode pushes
+into the local registry (``registry``), pulls on the target through the SSH forward
+(``forward``), re-tags as ``ref`` and drops the temporary ``127.0.0.1:PORT/...`` tags on both
+engines. If layer mode cannot start or the target cannot pull, it ships with
+``docker save | docker load`` instead and reports why (once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import docker.errors
+
+from deployer import ship
+from deployer.engine.client import docker_errors
+from deployer.errors import DeployError, MlopsError
+from deployer.shipping.forward import ForwardRefused, RemoteForward
+from deployer.shipping.progress import LayerStats, follow, human
+from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
+
+if TYPE_CHECKING:
+    import docker
+
+    from deployer.actions.base import Events
+    from deployer.connectors.base import Connector
+
+log = logging.getLogger(__name__)
+
+#: Progress lines while an image moves, one per this many bytes.
+PROGRESS_STEP = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ShipReport:
+    """How one image reached the target and what crossed the wire."""
+
+    ref: str
+    method: Literal["layers", "save-load"]
+    layers: int  # layers of the image (0 when unknown: save/load)
+    moved: int  # layers transferred to the target
+    bytes: int  # bytes sent towards the target (forwarded registry traffic, or the save stream)
+    reason: str = ""  # why save/load was used
+
+    def describe(self) -> str:
+        if self.method == "layers":
+            return (f"{self.moved} of {self.layers} layers pulled, {human(self.bytes)} "
+                    "over SSH")
+        return f"docker save | docker load, {human(self.bytes)} over SSH"
+
+
+def repository_path(repo: str) -> str:
+    """``repo`` without a registry host (``ghcr.io/a/b`` -> ``a/b``; ``mlops/x`` unchanged)."""
+    first, sep, rest = repo.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return rest
+    return repo
+
+
+class Shipper:
+    """Ships images to ``conn``'s engine; open lazily on the first image, ``close()`` after."""
+
+    def __init__(
+        self,
+        local: docker.DockerClient,
+        conn: Connector,
+        events: Events,
+        *,
+        registry_dir: Path | None = None,
+        layers: bool = True,
+    ) -> None:
+        self.local = local
+        self.conn = conn
+        self.host = conn.host
+        self.events = events
+        self._registry_dir = registry_dir
+        self._want_layers = layers
+        self._registry: LocalRegistry | None = None
+        self._forward: RemoteForward | None = None
+        self._opened = False
+        #: Why this session ships whole images (None: layer mode).
+        self.fallback_reason: str | None = None
+        self.reports: list[ShipReport] = []
+
+    # -- session -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        transport = getattr(self.conn, "transport", None)
+        if not self._want_layers:
+            self._fall_back("layer shipping is turned off")
+            return
+        if transport is None:
+            self._fall_back(f"{self.host} is not reached over SSH (no port forward)")
+            return
+        registry = LocalRegistry(self._registry_dir)
+        try:
+            registry.start()
+        except RegistryUnavailable as exc:
+            self._fall_back(exc.render())
+            return
+        self.events.info(f"local registry on {registry.address} (data in {registry.dir})",
+                         level=1)
+        try:
+            forward = RemoteForward(transport, registry.port, self.host)
+        except ForwardRefused as exc:
+            registry.stop()
+            self._fall_back(exc.render())
+            return
+        self.events.info(f"{self.host}: 127.0.0.1:{forward.port} forwarded to the local "
+                         "registry", level=1)
+        self._registry, self._forward = registry, forward
+
+    def _fall_back(self, reason: str) -> None:
+        self.fallback_reason = reason
+        self.events.info(f"shipping whole images (docker save | docker load): {reason}")
+
+    def close(self) -> None:
+        """Cancel the forward and stop the registry process (by its pidfile). Safe twice."""
+        forward, self._forward = self._forward, None
+        registry, self._registry = self._registry, None
+        try:
+            if forward is not None:
+                forward.close()
+        finally:
+            if registry is not None:
+                registry.stop()
+
+    def __enter__(self) -> Shipper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one image -----------------------------------------------------------------------------
+
+    def ship(self, image_id: str, ref: str) -> ShipReport:
+        """Make ``ref`` name ``image_id`` on the target engine."""
+        self._open()
+        report: ShipReport | None = None
+        if self._registry is not None and self._forward is not None:
+            try:
+                report = self._ship_layers(image_id, ref, self._registry, self._forward)
+            except MlopsError as exc:
+                # The target could not pull (an old engine, a proxy in the way): whole images
+                # for the rest of this session.
+                self.close()
+                self._fall_back(f"{self.host} could not pull from the forwarded registry: "
+                                f"{exc}")
+        if report is None:
+            report = self._ship_whole(image_id, ref)
+        self.reports.append(report)
+        return report
+
+    def _ship_whole(self, image_id: str, ref: str) -> ShipReport:
+        ship.ensure_local_tag(self.local, image_id, ref)
+        self.events.info(f"$ docker save {ref} | ssh {self.host} docker load", level=1)
+        sent = ship.ship_image(
+            self.local, self.conn, ref,
+            on_progress=lambda n: self.events.info(f"{ref}: {human(n)} sent"))
+        return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
+
+    def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry,
+                     forward: RemoteForward) -> ShipReport:
+        repo, tag = ship.split_ref(ref)
+        path = repository_path(repo)
+        pushed_repo = f"{registry.address}/{path}"
+        pulled_repo = f"127.0.0.1:{forward.port}/{path}"
+        say = self.events.info
+        # The local side: push the layers the registry lacks.
+        say(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
+        say(f"$ docker push {pushed_repo}:{tag}", level=1)
+        with docker_errors("local"):
+            self.local.api.tag(image_id, pushed_repo, tag)
+            try:
+                pushed = follow(self.local.api.push(pushed_repo, tag, stream=True, decode=True),
+                                pull=False)
+            finally:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)
+        say(f"{ref}: {len(pushed.moved)} of {pushed.layers} layers pushed to the local "
+            f"registry ({human(pushed.total_bytes)})")
+        # The target side: pull through the forward, only layers the engine lacks.
+        client = self.conn.docker_client()
+        before = forward.bytes_to_target
+        next_report = [before + PROGRESS_STEP]
+
+        def progress(stats: LayerStats) -> None:
+            sent = forward.bytes_to_target
+            if sent >= next_report[0]:
+                say(f"{ref}: {human(sent - before)} pulled by {self.host}")
+                next_report[0] = sent + PROGRESS_STEP
+
+        say(f"$ docker pull {pulled_repo}:{tag}  # on {self.host}", level=1)
+        with docker_errors(self.host):
+            pulled = follow(client.api.pull(pulled_repo, tag=tag, stream=True, decode=True),
+                            pull=True, on_event=progress)
+            got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
+            if got != image_id:
+                raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, expected "
+                                  f"{image_id}")
+            say(f"$ docker tag {pulled_repo}:{tag} {ref}  # on {self.host}", level=1)
+            client.api.tag(image_id, repo, tag)
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(f"{pulled_repo}:{tag}", noprune=True)
+        sent = forward.bytes_to_target - before
+        return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
+
