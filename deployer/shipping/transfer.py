@@ -27,8 +27,8 @@ from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
 if TYPE_CHECKING:
     import docker
 
-    from deployer.actions.base import Events
     from deployer.connectors.base import Connector
+    from deployer.events import Events
 
 log = logging.getLogger(__name__)
 
