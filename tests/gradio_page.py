@@ -42,3 +42,26 @@ def open_tab(page: Any, name: str, *, timeout_ms: int = 90_000,
         raise AssertionError(f"tab {name} stays covered by: "
                              f"{page.evaluate(WHAT_COVERS, name)}") from None
     page.get_by_role("tab", name=name).click()
+
+
+#: A Titanic passenger (the sklearn-model wire form) and how the page's form enters it.
+TITANIC_PASSENGER = {"pclass": 1, "sex": "female", "age": 29.0, "sibsp": 1, "parch": 2,
+                     "fare": 151.55, "embarked": "C"}
+
+
+def predict_titanic(page: Any, *, timeout_ms: int = 120_000) -> Any:
+    """On the loaded Gradio page, open the Titanic tab, enter :data:`TITANIC_PASSENGER`, predict;
+    returns the result locator once it shows a survival probability."""
+    open_tab(page, "Titanic", timeout_ms=timeout_ms)
+    page.locator("#titanic-class").get_by_text("1st class").click()
+    page.locator("#titanic-sex").get_by_text("female").click()
+    page.locator("#titanic-age input").fill("29")
+    page.locator("#titanic-sibsp input").fill("1")
+    page.locator("#titanic-parch input").fill("2")
+    page.locator("#titanic-fare input").fill("151.55")
+    page.locator("#titanic-port input").click()
+    page.get_by_role("option", name="Cherbourg").click()
+    page.locator("#titanic-predict").click()
+    result = page.locator("#titanic-result")
+    result.get_by_text("survival probability").wait_for()
+    return result

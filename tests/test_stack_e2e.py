@@ -29,17 +29,14 @@ import docker
 import httpx
 import pytest
 import yaml
+from real_images import IMAGES, OFFLINE, SERVICES, build_real_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOYER = [str(Path(sys.executable).parent / "deployer")]
-OFFLINE = REPO / "templates" / "values.offline.yaml"
-CA_DIR = Path("/usr/local/share/ca-certificates")
 NS_LABEL = "com.docker.stack.namespace"
 OWN_LABEL = "io.mlops.stack"
-SERVICES = ("gradio-frontend", "llm-connector", "sklearn-model", "cnn-image", "mlflow-server",
-            "minio")
 # Host ports (this test's range 19700-19799); the S3 console takes the next one.
 PORTS = dict(zip(SERVICES, range(19700, 19706), strict=True))
 CONSOLE_PORT = 19706
@@ -48,7 +45,7 @@ GEMINI_MODEL = "gemini-e2e"
 ARTIFACTS = REPO / ".testbed" / "artifacts"
 sys.path.insert(0, str(REPO / "tests" / "services"))
 
-from gradio_page import open_tab  # noqa: E402
+from gradio_page import TITANIC_PASSENGER, open_tab, predict_titanic  # noqa: E402
 from svc_util import CLASSES, PALETTE, service_app, write_colour_archive  # noqa: E402
 
 
@@ -84,7 +81,7 @@ class E2EStack:
         self.state_dir = tmp / "state"
         self.values = tmp / "e2e-values.yaml"
         # Own image repositories: other tests may retag mlops/*:latest meanwhile.
-        images = {name: f"mlops-e2e/{name}:latest" for name in SERVICES}
+        images = IMAGES
         services: dict[str, Any] = {
             name: {"image": images[name], "published_port": PORTS[name]} for name in SERVICES
         }
@@ -178,12 +175,7 @@ def stack(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iter
         pytest.fail(f"127.0.0.1:{port} is already in use: this test publishes 19700-19706")
     s = E2EStack(bed, tmp_path_factory.mktemp("e2e-stack"))
     try:
-        certs = [arg for cert in sorted(CA_DIR.glob("*.crt")) for arg in ("--ca-cert", str(cert))]
-        code, out = s.deployer("build", "--base-image", bed["base_image"], *certs,
-                               timeout=1800)
-        assert code == 0, out
-        for name in SERVICES:
-            assert f"build {name}" in out, out
+        build_real_images(s.deployer, bed["base_image"])
         code, out = s.deployer("push", "--timeout", "600")
         assert code == 0, out
         s.start_gemini()
@@ -260,23 +252,11 @@ def test_chat_answer_from_gemini_in_the_browser(stack: E2EStack, page: Any) -> N
 
 def test_titanic_prediction_in_the_browser(stack: E2EStack, page: Any) -> None:
     page.goto(stack.url("gradio-frontend") + "/")
-    open_tab(page, "Titanic", timeout_ms=120_000)
-    page.locator("#titanic-class").get_by_text("1st class").click()
-    page.locator("#titanic-sex").get_by_text("female").click()
-    page.locator("#titanic-age input").fill("29")
-    page.locator("#titanic-sibsp input").fill("1")
-    page.locator("#titanic-parch input").fill("2")
-    page.locator("#titanic-fare input").fill("151.55")
-    page.locator("#titanic-port input").click()
-    page.get_by_role("option", name="Cherbourg").click()
-    page.locator("#titanic-predict").click()
-    result = page.locator("#titanic-result")
-    result.get_by_text("survival probability").wait_for()
+    result = predict_titanic(page)
     _shot(page, "titanic")
     # The same passenger straight to the model's published port: the page shows its answer.
-    direct = httpx.post(stack.url("sklearn-model") + "/predict", timeout=30, json={
-        "pclass": 1, "sex": "female", "age": 29.0, "sibsp": 1, "parch": 2, "fare": 151.55,
-        "embarked": "C"}).json()["predictions"][0]
+    direct = httpx.post(stack.url("sklearn-model") + "/predict", timeout=30,
+                        json=TITANIC_PASSENGER).json()["predictions"][0]
     text = result.inner_text()
     assert f"{direct['survival_probability']:.1%}" in text, text
     assert ("Survived" if direct["survived"] else "Did not survive") in text
