@@ -32,6 +32,7 @@ contacted: reading an inventory is pure (files and the ssh config only).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import math
@@ -56,13 +57,16 @@ HOST_KEYS = frozenset(
     {
         "connection", "hostname", "port", "user", "identity_file", "known_hosts_file",
         "accept_new_host_key", "connect_timeout", "docker_host", "values", "values_files",
+        "proxy_jump",
     }
 )
 #: Settings that only mean something for an SSH host.
 SSH_KEYS = frozenset(
     {"hostname", "port", "user", "identity_file", "known_hosts_file", "accept_new_host_key",
-     "connect_timeout"}
+     "connect_timeout", "proxy_jump"}
 )
+#: Longest chain of jump hosts followed: more is a loop in the ssh config.
+MAX_JUMPS = 8
 GROUP_KEYS = ("hosts", "children", "vars")
 TOP_KEYS = ("hosts", "groups", "vars")
 #: Longest connect timeout accepted: more is a unit mistake (milliseconds), not a wish.
@@ -173,15 +177,24 @@ def resolve_ssh(
     ssh_config: paramiko.SSHConfig | None,
     source: str,
     accept_new_host_key: bool = False,
+    _depth: int = 0,
 ) -> SSHTarget:
-    """An ``SSHTarget`` for ``alias``: explicit ``settings`` over the ssh config's entry."""
+    """An ``SSHTarget`` for ``alias``: explicit ``settings`` over the ssh config's entry.
+
+    Jump hosts (``proxy_jump`` in the settings, else the config's ``ProxyJump``) are resolved
+    through the same ssh config, each with its own user, keys and known_hosts, as ``ssh -J``
+    does; a jump host's own ProxyJump comes before it in the chain."""
     looked = ssh_config.lookup(alias) if ssh_config else {}
-    if "proxyjump" in looked or "proxycommand" in looked:
+    if "proxycommand" in looked:
         raise ConfigError(
-            f"{source}: host {alias!r} uses ProxyJump/ProxyCommand in the ssh config, which the "
-            "deployer does not support yet",
-            fix="run the deployer on a machine that reaches the manager directly",
+            f"{source}: host {alias!r} uses ProxyCommand in the ssh config, which the deployer "
+            "does not support (it runs no local commands to connect)",
+            fix="use ProxyJump (or the inventory's proxy_jump) for a jump host instead",
         )
+    jump = _resolve_jumps(
+        alias, settings.get("proxy_jump") or looked.get("proxyjump"), ssh_config=ssh_config,
+        source=source, accept_new_host_key=accept_new_host_key, depth=_depth,
+    )
     hostname = str(settings.get("hostname") or looked.get("hostname") or alias)
     raw_port = settings.get("port") or looked.get("port") or 22
     try:
@@ -215,7 +228,58 @@ def resolve_ssh(
         accept_new_host_key=bool(settings.get("accept_new_host_key")) or accept_new_host_key,
         connect_timeout=timeout,
         alias=alias,
+        jump=jump,
     )
+
+
+def _jump_list(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _resolve_jumps(
+    alias: str,
+    spec: Any,
+    *,
+    ssh_config: paramiko.SSHConfig | None,
+    source: str,
+    accept_new_host_key: bool,
+    depth: int,
+) -> tuple[SSHTarget, ...]:
+    """The jump chain of ``alias`` from a ProxyJump value (``a,b`` or a list; ``none``: none)."""
+    if not spec:
+        return ()
+    entries = _jump_list(spec)
+    if [e.lower() for e in entries] == ["none"]:
+        return ()
+    if depth >= MAX_JUMPS:
+        raise ConfigError(
+            f"{source}: host {alias!r}: more than {MAX_JUMPS} jump hosts in a row",
+            fix="check the ssh config for a ProxyJump loop (a jump host that jumps through "
+            "itself)",
+        )
+    chain: list[SSHTarget] = []
+    for entry in entries:
+        match = _ADHOC.match(entry)
+        if not match:
+            raise ConfigError(
+                f"{source}: ProxyJump {entry!r}: expected [user@]host[:port]",
+                fix="write each jump host as [user@]host[:port], separated by commas",
+            )
+        hop_settings: dict[str, Any] = {}
+        if match["user"]:
+            hop_settings["user"] = match["user"]
+        if match["port"]:
+            hop_settings["port"] = int(match["port"])
+        hop = resolve_ssh(
+            match["host"].strip("[]"), settings=hop_settings, ssh_config=ssh_config,
+            source=f"{source}: ProxyJump {entry}", accept_new_host_key=accept_new_host_key,
+            _depth=depth + 1,
+        )
+        # A hop's own jump hosts come first; the hop then carries none itself.
+        chain.extend(hop.jump)
+        chain.append(dataclasses.replace(hop, jump=()))
+    return tuple(chain)
 
 
 def parse_adhoc(text: str) -> tuple[str | None, str, int | None]:
@@ -391,6 +455,10 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
                            "tcp://HOST:2376"),
     "values": _expect(lambda v: isinstance(v, Mapping), "a mapping (a values overlay)"),
     "values_files": _expect(_strings, "a file name or a list of file names"),
+    "proxy_jump": _expect(
+        lambda v: _strings(v) and all(_ADHOC.match(x.strip()) for x in _jump_list(v)),
+        "a jump host [user@]host[:port] (an ssh config alias works), a list of them, or "
+        "'none'"),
 }
 
 

@@ -34,7 +34,23 @@ def cluster() -> dict[str, Any]:
     """The cluster's facts (nodes by short name: manager, worker1, worker2)."""
     testbed("cluster-up")
     facts: dict[str, Any] = json.loads(FACTS.read_text())["cluster"]
+    standin = json.loads(FACTS.read_text())["standin_image"]
+    for name in facts["nodes"]:
+        tag_content_ref(facts, name, standin)
     return facts
+
+
+def tag_content_ref(cluster: dict[str, Any], node: str, image: str) -> None:
+    """Tag ``image`` on ``node`` as push references it (``repo:<id[:12]>``, see
+    deployer.build.content_tag): push ships images to the manager only, so until image
+    distribution to every node lands, the bed's docker-loaded copy stands in for it."""
+    api = node_api(cluster, node)
+    try:
+        image_id = api.inspect_image(image)["Id"]
+        repo = image.rsplit(":", 1)[0]
+        api.tag(image, repo, image_id.split(":", 1)[1][:12])
+    finally:
+        api.close()
 
 
 def node_api(cluster: dict[str, Any], name: str) -> docker.APIClient:
@@ -49,3 +65,77 @@ def wait_until(what: str, probe: Callable[[], bool], timeout: float = 120) -> No
             return
         time.sleep(0.5)
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+STANDIN_VALUES = Path(__file__).parent / "data" / "values.standin.yaml"
+
+
+class ClusterStack:
+    """A stand-in test stack on the cluster's manager (deployed by the deployer over SSH):
+    llm-connector with ``replicas`` tasks, every other service at 0. Removed by ``cleanup``."""
+
+    def __init__(self, cluster: dict[str, Any], tmp: Path, *, prefix: str = "cl",
+                 replicas: int = 1, base_port: int = 21100,
+                 extra: dict[str, Any] | None = None) -> None:
+        import uuid
+
+        import yaml
+
+        self.cluster = cluster
+        self.manager = cluster["nodes"][cluster["manager"]]
+        self.name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        services: dict[str, Any] = {}
+        names = ["gradio-frontend", "llm-connector", "sklearn-model", "cnn-image",
+                 "mlflow-server"]
+        for offset, name in enumerate(names):
+            services[name] = {"published_port": base_port + offset,
+                              "replicas": replicas if name == "llm-connector" else 0}
+        services["minio"] = {"published_port": base_port + 5,
+                             "published_console_port": base_port + 6}
+        for name, over in (extra or {}).items():
+            services.setdefault(name, {}).update(over)
+        self.values = tmp / f"{self.name}.yaml"
+        self.values.write_text(yaml.safe_dump({"stack": {"name": self.name},
+                                               "services": services}))
+        self.api = node_api(cluster, cluster["manager"])
+
+    def argv(self, command: str, *extra: str, host: str | None = None) -> list[str]:
+        return [command, "-f", str(STANDIN_VALUES), "-f", str(self.values),
+                "--host", host or self.manager["alias"], "--ssh-config",
+                self.cluster["ssh_config"], *extra]
+
+    def service(self, short: str) -> str:
+        return f"{self.name}_{short}"
+
+    def running_tasks(self, short: str) -> dict[str, str]:
+        """task id -> node hostname of the service's running tasks."""
+        nodes = {n["ID"]: n["Description"]["Hostname"] for n in self.api.nodes()}
+        tasks = self.api.tasks(filters={"service": self.service(short),
+                                        "desired-state": "running"})
+        return {t["ID"]: nodes.get(t["NodeID"], t["NodeID"]) for t in tasks
+                if t["Status"]["State"] == "running"}
+
+    def cleanup(self) -> None:
+        import shutil
+
+        label = f"com.docker.stack.namespace={self.name}"
+        for svc in self.api.services(filters={"label": label}):
+            try:
+                self.api.remove_service(svc["ID"])
+            except docker.errors.APIError:
+                pass
+        wait_until(f"{self.name}'s tasks gone", lambda: not self.api.tasks(
+            filters={"label": label, "desired-state": "running"}), timeout=60)
+        for kind in ("secrets", "configs"):
+            for obj in getattr(self.api, kind)(filters={"label": f"io.mlops.stack={self.name}"}):
+                try:
+                    getattr(self.api, f"remove_{kind[:-1]}")(obj["ID"])
+                except docker.errors.APIError:
+                    pass
+        for net in self.api.networks(filters={"label": label}):
+            try:
+                self.api.remove_network(net["Id"])
+            except docker.errors.APIError:
+                pass
+        shutil.rmtree(Path(self.manager["state_dir"]) / self.name, ignore_errors=True)
+        self.api.close()

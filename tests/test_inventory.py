@@ -73,9 +73,10 @@ def test_missing_explicit_ssh_config(tmp_path: Path) -> None:
         adhoc_host("mgr", ssh_config=str(tmp_path / "nope"))
 
 
-def test_proxyjump_is_refused_clearly(ssh_config: Path) -> None:
-    with pytest.raises(ConfigError, match="ProxyJump"):
-        adhoc_host("jumpy", ssh_config=str(ssh_config))
+def test_proxyjump_is_resolved(ssh_config: Path) -> None:
+    host = adhoc_host("jumpy", ssh_config=str(ssh_config))
+    assert host.ssh is not None
+    assert [hop.hostname for hop in host.ssh.jump] == ["bastion"]
 
 
 def test_local_host() -> None:

@@ -5,6 +5,11 @@ files; an unknown key is refused unless ``accept_new`` (then it is recorded, lik
 a changed key is always refused. Every failure becomes one ``ConnectError(host, reason, fix)``.
 Commands run through the account's shell without a login (no rc files), argv joined by
 ``shlex.join``.
+
+``ProxyJump``: a target may carry jump hosts (``SSHTarget.jump``, first hop first). The first hop
+is reached directly, every further hop and the target through a ``direct-tcpip`` channel of the
+hop before it, each with its *own* host-key check (its known_hosts files, ``accept_new``), user
+and keys — as ``ssh -J`` does. A failure names the hop it happened on.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ class SSHTarget:
     attempts: int = 3
     #: The name the user typed (inventory name or ssh config alias), for messages.
     alias: str | None = field(default=None, compare=False)
+    #: Jump hosts (``ProxyJump``), in the order they are passed through.
+    jump: tuple[SSHTarget, ...] = ()
 
     @property
     def label(self) -> str:
@@ -68,7 +75,14 @@ class SSHTarget:
         text = f"{who}{self.hostname}:{self.port}"
         if self.alias and self.alias != self.hostname:
             text = f"{self.alias} ({text})"
+        if self.jump:
+            text += " via " + " > ".join(hop.label for hop in self.jump)
         return text
+
+    @property
+    def hops(self) -> tuple[SSHTarget, ...]:
+        """Every machine connected to, in order: the jump hosts, then the target itself."""
+        return (*self.jump, self)
 
     @property
     def known_hosts_name(self) -> str:
@@ -123,6 +137,59 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _map_error(target: SSHTarget, exc: BaseException) -> ConnectError:
+    """One ``ConnectError`` for any failure connecting to ``target`` (one hop)."""
+    host = target.label
+    known = ", ".join(target.known_hosts_files)
+    if isinstance(exc, _UnknownHostKey):
+        return ConnectError(
+            host,
+            f"unknown host key ({_fingerprint(exc.key)}): not in {known}",
+            fix="verify the fingerprint with the server's admin, then rerun with "
+            "--accept-new-host-key (records it), or add it to known_hosts yourself",
+        )
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return ConnectError(
+            host,
+            f"HOST KEY CHANGED: got {_fingerprint(exc.key)}, known_hosts has "
+            f"{_fingerprint(exc.expected_key)} — refused (possible man-in-the-middle)",
+            fix=f"if the server was legitimately re-keyed, remove its old entry "
+            f"(`ssh-keygen -R '{target.known_hosts_name}'`) and reconnect",
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        tried = ", ".join(target.identity_files) or "ssh-agent and default keys"
+        return ConnectError(
+            host,
+            f"authentication failed for user {target.user or '(default)'} (tried {tried})",
+            fix="check the user and IdentityFile (inventory, --ssh-config), or load the key "
+            "into ssh-agent",
+        )
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return ConnectError(
+            host,
+            "connection refused (nothing listens on that port)",
+            fix="check the host name and port, and that sshd runs there",
+        )
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return ConnectError(
+            host,
+            f"no answer within {target.connect_timeout:g} s",
+            fix="check the address, the port and firewalls",
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(
+            host, f"cannot resolve host name {target.hostname!r}",
+            fix="check the name, or add a HostName entry to your ssh config",
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return ConnectError(host, f"host unreachable: {exc.strerror}",
+                            fix="check the address and routes")
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return ConnectError(host, "the private key is encrypted",
+                            fix="load it into ssh-agent (ssh-add)")
+    return ConnectError(host, f"{type(exc).__name__}: {exc}")
+
+
 class SSHConnector(Connector):
     """Commands, files and the Docker API of a manager over one paramiko connection."""
 
@@ -145,23 +212,70 @@ class SSHConnector(Connector):
     # Connection
 
     def _connect(self) -> paramiko.SSHClient:
-        target = self.target
+        """Connect through every hop; the jump hosts' clients stay open (their transports carry
+        the target's connection) and are closed with it."""
+        self._jump_clients: list[paramiko.SSHClient] = []
+        hops = self.target.hops
+        sock: paramiko.Channel | None = None
+        try:
+            for index, hop in enumerate(hops[:-1]):
+                client = self._connect_hop(hop, sock, jump=True)
+                self._jump_clients.append(client)
+                sock = self._open_forward(hop, client, hops[index + 1])
+            return self._connect_hop(self.target, sock, jump=False)
+        except BaseException:
+            self._close_jumps()
+            raise
+
+    def _open_forward(
+        self, hop: SSHTarget, client: paramiko.SSHClient, nxt: SSHTarget
+    ) -> paramiko.Channel:
+        """A channel from ``hop`` to ``nxt``'s sshd (what ``ssh -J`` asks the jump host for)."""
+        transport = client.get_transport()
+        assert transport is not None
+        try:
+            return transport.open_channel(
+                "direct-tcpip", (nxt.hostname, nxt.port), ("127.0.0.1", 0),
+                timeout=nxt.connect_timeout,
+            )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(
+                nxt.label,
+                f"the jump host {hop.label} cannot open a connection to "
+                f"{nxt.hostname}:{nxt.port} ({exc})",
+                fix="check the address and port as the jump host sees them, and that its sshd "
+                "allows TCP forwarding (AllowTcpForwarding)",
+            ) from exc
+
+    def _connect_hop(
+        self, hop: SSHTarget, sock: paramiko.Channel | None, *, jump: bool
+    ) -> paramiko.SSHClient:
         delay = 0.3
-        for attempt in range(1, max(1, target.attempts) + 1):
+        for attempt in range(1, max(1, hop.attempts) + 1):
             try:
-                return self._connect_once()
+                return self._connect_once(hop, sock)
             except Exception as exc:  # noqa: BLE001 - every failure is mapped below
-                if attempt < target.attempts and _is_transient(exc):
+                # Through a jump host the channel is spent after one attempt: no retry.
+                if sock is None and attempt < hop.attempts and _is_transient(exc):
                     pause = delay * (1 + random.random())  # jitter: do not retry in lockstep
-                    log.info("%s: transient failure (%s), retry in %.1f s", self.host, exc, pause)
+                    log.info("%s: transient failure (%s), retry in %.1f s", hop.label, exc, pause)
                     time.sleep(pause)
                     delay *= 2
                     continue
-                raise self._map_error(exc) from exc
+                error = _map_error(hop, exc)
+                if jump:  # say which machine of the chain refused, and for which target
+                    error = ConnectError(f"jump host {error.host} (for {self.target.label})",
+                                         error.reason, fix=error.fix)
+                raise error from exc
         raise AssertionError("unreachable")
 
-    def _connect_once(self) -> paramiko.SSHClient:
-        target = self.target
+    def _close_jumps(self) -> None:
+        for client in reversed(self._jump_clients):
+            client.close()
+        self._jump_clients = []
+
+    @staticmethod
+    def _connect_once(target: SSHTarget, sock: paramiko.Channel | None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         files = [Path(f).expanduser() for f in target.known_hosts_files]
         for path in files:
@@ -185,6 +299,7 @@ class SSHConnector(Connector):
                 banner_timeout=target.connect_timeout,
                 auth_timeout=target.connect_timeout,
                 channel_timeout=target.connect_timeout,
+                sock=sock,
             )
         except BaseException:
             client.close()
@@ -193,57 +308,6 @@ class SSHConnector(Connector):
         assert transport is not None
         transport.set_keepalive(target.keepalive)
         return client
-
-    def _map_error(self, exc: BaseException) -> ConnectError:
-        host, target = self.host, self.target
-        known = ", ".join(target.known_hosts_files)
-        if isinstance(exc, _UnknownHostKey):
-            return ConnectError(
-                host,
-                f"unknown host key ({_fingerprint(exc.key)}): not in {known}",
-                fix="verify the fingerprint with the server's admin, then rerun with "
-                "--accept-new-host-key (records it), or add it to known_hosts yourself",
-            )
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return ConnectError(
-                host,
-                f"HOST KEY CHANGED: got {_fingerprint(exc.key)}, known_hosts has "
-                f"{_fingerprint(exc.expected_key)} — refused (possible man-in-the-middle)",
-                fix=f"if the server was legitimately re-keyed, remove its old entry "
-                f"(`ssh-keygen -R '{target.known_hosts_name}'`) and reconnect",
-            )
-        if isinstance(exc, paramiko.AuthenticationException):
-            tried = ", ".join(target.identity_files) or "ssh-agent and default keys"
-            return ConnectError(
-                host,
-                f"authentication failed for user {target.user or '(default)'} (tried {tried})",
-                fix="check the user and IdentityFile (inventory, --ssh-config), or load the key "
-                "into ssh-agent",
-            )
-        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-            return ConnectError(
-                host,
-                "connection refused (nothing listens on that port)",
-                fix="check the host name and port, and that sshd runs there",
-            )
-        if isinstance(exc, socket.timeout | TimeoutError):
-            return ConnectError(
-                host,
-                f"no answer within {target.connect_timeout:g} s",
-                fix="check the address, the port and firewalls",
-            )
-        if isinstance(exc, socket.gaierror):
-            return ConnectError(
-                host, f"cannot resolve host name {target.hostname!r}",
-                fix="check the name, or add a HostName entry to your ssh config",
-            )
-        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ConnectError(host, f"host unreachable: {exc.strerror}",
-                                fix="check the address and routes")
-        if isinstance(exc, paramiko.PasswordRequiredException):
-            return ConnectError(host, "the private key is encrypted",
-                                fix="load it into ssh-agent (ssh-add)")
-        return ConnectError(host, f"{type(exc).__name__}: {exc}")
 
     def _lost(self, exc: BaseException) -> ConnectError:
         return ConnectError(
@@ -414,6 +478,7 @@ class SSHConnector(Connector):
                 pass
             self._sftp = None
         self._client.close()
+        self._close_jumps()
 
 
 def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: PurePosixPath) -> None:
