@@ -35,7 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from deployer.commands.targets import local_engine  # noqa: E402
+from deployer.engine.client import local_engine  # noqa: E402
 from deployer.connectors import connect  # noqa: E402
 from deployer.connectors.base import Connector  # noqa: E402
 from deployer.converge import wait_converged  # noqa: E402

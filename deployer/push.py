@@ -34,7 +34,6 @@ from deployer.operations import (
     spec_changes,
     unified_diff,
 )
-from deployer.output import Reporter
 from deployer.rollback import redeploy, revision_argv
 from deployer.state import (
     DeployLock,
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     import docker
 
     from deployer.connectors.base import Connector
+    from deployer.events import Events
     from deployer.shipping import Shipper
     from deployer.values import StackValues
 
@@ -233,7 +233,7 @@ class Pusher:
     def __init__(
         self,
         conn: Connector,
-        reporter: Reporter,
+        reporter: Events,
         options: PushOptions,
         *,
         local: docker.DockerClient | None = None,

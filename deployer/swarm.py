@@ -230,7 +230,8 @@ def read_snapshot(
 ) -> SwarmSnapshot:
     """Read a stack (or every service when ``stack`` is None) in at most three API calls.
 
-    Errors of the Docker SDK propagate; callers map them (``deployer.engine.client.docker_errors``).
+    Errors of the Docker SDK propagate; callers map them
+    (``deployer.engine.client.docker_errors``).
     """
     filters = stack_filters(stack)
     services = api.services(filters=filters, status=True)

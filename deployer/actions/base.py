@@ -4,33 +4,15 @@ that takes the stack's deploy lock and reads the state under it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from deployer.events import Events
 from deployer.state import DeployLock, StackState, audit, read_state
 
 if TYPE_CHECKING:
     from deployer.connectors.base import Connector
-    from deployer.swarm import ServiceState
-
-
-class Events(Protocol):
-    """Where an action reports what it does (``deployer.output.Reporter`` prints it; the
-    dashboard's reporter posts it as messages)."""
-
-    def step(self, host: str, status: str, kind: str, target: str, detail: str = "",
-             argv: Sequence[str] = ()) -> None:
-        """One step: ``ok`` / ``changed`` / ``failed`` / ``skipped``."""
-
-    def info(self, text: str, *, level: int = 0) -> None:
-        """A detail line."""
-
-    def progress(self, host: str, service: ServiceState) -> None:
-        """A service's state while the action waits for convergence."""
-
-    def text(self, text: str) -> None:
-        """Verbatim text (a diff, a table)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +26,9 @@ class ActionContext:
     break_lock: bool = False
     #: How long to wait for the stack to converge (seconds).
     timeout: float = 300.0
+    #: Wait for convergence before returning. The dashboard does not: it shows the stack
+    #: converge live, and keeps the lock only for the change itself.
+    wait: bool = True
 
     @property
     def host(self) -> str:

@@ -114,7 +114,10 @@ def poll(what: str, done: Callable[[], bool], timeout: float, interval: float = 
 
 
 def wait(ctx: ActionContext, before: SwarmSnapshot, rolled_back: Collection[str] = ()) -> None:
-    """Wait until the stack converged (progress to the events), or raise ``ConvergeError``."""
+    """Wait until the stack converged (progress to the events), or raise ``ConvergeError``;
+    nothing when ``ctx.wait`` is off."""
+    if not ctx.wait:
+        return
     wait_converged(ctx.conn.docker_client().api, ctx.stack, ctx.host, timeout=ctx.timeout,
                    on_progress=lambda svc: ctx.events.progress(ctx.host, svc),
                    rolled_back=settled_rollbacks(before) | set(rolled_back))
@@ -122,11 +125,12 @@ def wait(ctx: ActionContext, before: SwarmSnapshot, rolled_back: Collection[str]
 
 def apply(ctx: ActionContext, state: StackState, action: str, commands: Sequence[Command],
           before: SwarmSnapshot, *, rolled_back: Collection[str] = (),
-          **details: object) -> None:
-    """Run ``commands`` (already under the lock), wait, report each, and audit ``action``
-    (``<action>-failed`` with the error when the stack does not converge)."""
+          run: Sequence[Command] | None = None, **details: object) -> None:
+    """Run ``commands`` (or just ``run`` of them, when one command does several; already under
+    the lock), wait, report each, and audit ``action`` (``<action>-failed`` with the error when
+    the stack does not converge)."""
     try:
-        for command in commands:
+        for command in commands if run is None else run:
             ctx.conn.run(list(command.argv))
         wait(ctx, before, rolled_back)
     except ConvergeError as exc:
@@ -149,10 +153,11 @@ def scale(ctx: ActionContext, requests: Mapping[str, int]) -> list[ScaleChange]:
     todo = [c for c in changes if c.changed]
     if not todo:
         return changes
-    command = Command("scale", ", ".join(c.service for c in todo), tuple(scale_argv(todo)),
-                      ", ".join(f"{c.service} {c.old} -> {c.new}" for c in todo))
+    argv = tuple(scale_argv(todo))
+    # One command scales them all; each service gets its own step line.
+    commands = [Command("scale", c.service, argv, f"{c.old} -> {c.new}") for c in todo]
     with locked(ctx) as state:
-        apply(ctx, state, "scale", [command], before,
+        apply(ctx, state, "scale", commands, before, run=commands[:1],
               services={c.service: c.new for c in todo})
         revision = None if state.current is None else read_revision(ctx.conn, state,
                                                                      state.current)
@@ -200,8 +205,9 @@ def remove_service(ctx: ActionContext, names: Sequence[str]) -> None:
     with locked(ctx) as state:
         for command in commands:
             ctx.conn.run(list(command.argv))
-        poll(f"{', '.join(sorted(gone))} to be removed",
-             lambda: not gone & {s.short_name for s in snapshot(ctx).services}, ctx.timeout)
+        if ctx.wait:
+            poll(f"{', '.join(sorted(gone))} to be removed",
+                 lambda: not gone & {s.short_name for s in snapshot(ctx).services}, ctx.timeout)
         for command in commands:
             ctx.events.step(ctx.host, "changed", command.kind, command.target, "",
                             command.argv)

@@ -6,20 +6,20 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from deployer.actions.base import ActionContext
 from deployer.build import Builder, BuildOptions
 from deployer.commands.render import add_values_arguments
 from deployer.commands.targets import (
     add_target_arguments,
     hosts_of,
     load_host_values,
-    local_engine,
     open_connector,
 )
-from deployer.engine.client import local_client
+from deployer.engine.client import local_client, local_engine
 from deployer.errors import ConnectError, MlopsError
 from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
-from deployer.push import OPTIONAL_SECRETS, Pusher, PushOptions
+from deployer.push import OPTIONAL_SECRETS, PushOptions
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +162,10 @@ def _push(args: argparse.Namespace, reporter: Reporter) -> int:
             last_error = exc
             continue
         try:
-            Pusher(conn, reporter, options, local=local_engine(conn)).push(values)
+            from deployer.actions.push import push
+
+            push(ActionContext(conn, values.stack.name, reporter), values, options,
+                 local=local_engine(conn))
         except MlopsError as exc:
             reporter.step(conn.host, "failed", "push", values.stack.name)
             reporter.text(exc.render())

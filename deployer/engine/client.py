@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -28,7 +28,10 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
-from deployer.errors import ConnectError, DockerError
+from deployer.errors import ConnectError, DockerError, MlopsError
+
+if TYPE_CHECKING:
+    from deployer.connectors.base import Connector
 
 #: The client timeout (seconds) for one API request; log follows pass their own.
 DEFAULT_TIMEOUT = 60
@@ -199,3 +202,13 @@ def docker_errors(host: str) -> Iterator[None]:
             f"connection lost: {_reason(exc)}",
             fix="check the network and the SSH server, then rerun",
         ) from exc
+
+
+def local_engine(conn: Connector) -> docker.DockerClient | None:
+    """The local engine (where images are built) next to ``conn``'s, or None if there is none."""
+    if conn.host == "local":
+        return conn.docker_client()
+    try:
+        return local_client()
+    except MlopsError:
+        return None
