@@ -642,6 +642,7 @@ def write_facts() -> dict[str, object]:
         "s3": {"endpoint": f"http://127.0.0.1:{S3_PORT}", **creds, "region": "us-east-1",
                "bucket": S3_BUCKET},
         "mlflow": {"tracking_uri": f"http://127.0.0.1:{MLFLOW_PORT}"},
+        "registry": _registry().facts(),
     }
     tmp = FACTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(facts, indent=2) + "\n")
@@ -692,6 +693,7 @@ def cmd_up(args: argparse.Namespace) -> None:
                                                 f"unix://{REMOTE_SOCK}", NETNS))
         step("S3", ensure_s3)
         step("MLflow", ensure_mlflow)
+        step("registry", _registry().ensure)
         write_facts()
         if _cluster().is_up():
             _cluster().write_facts()  # keep the cluster's facts (cluster-up wrote them)
@@ -704,6 +706,7 @@ def cmd_down(args: argparse.Namespace) -> None:
     with locked():
         _cluster().down()
         stop("mlflow", grace=5)
+        _registry().down()
         stop("seaweedfs", grace=3)
         stop("sshd_remote", grace=5)
         stop("sshd_loopback", grace=5)
@@ -743,6 +746,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         ("MLflow", read_pid("mlflow") is not None and mlflow_ready()),
         ("facts file", FACTS.exists()),
         *_cluster().status_rows(),
+        *_registry().status_rows(),
     ]
     for name, good in rows:
         print(f"{'up  ' if good else 'down'}  {name}")
@@ -755,6 +759,14 @@ def _cluster() -> Any:
     import testbed_cluster
 
     return testbed_cluster
+
+
+def _registry() -> Any:
+    """The team registry part (scripts/testbed_registry.py), loaded like ``_cluster``."""
+    sys.modules.setdefault("testbed", sys.modules[__name__])
+    import testbed_registry
+
+    return testbed_registry
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> None:
