@@ -126,9 +126,67 @@ class Healthcheck(_Strict):
     disable: bool = False
 
 
+#: What a Swarm placement constraint may test (docker service create --constraint).
+_CONSTRAINT = re.compile(
+    r"^\s*(node\.(id|hostname|role|platform\.os|platform\.arch)|"
+    r"(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9._-]*)\s*(==|!=)\s*\S.*$"
+)
+_SPREAD = re.compile(r"^(node|engine)\.labels\.[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _constraint(text: str) -> str:
+    if not _CONSTRAINT.match(text):
+        raise ValueError(
+            f"{text!r} is not a placement constraint: expected ATTRIBUTE == VALUE or "
+            "ATTRIBUTE != VALUE, ATTRIBUTE one of node.id, node.hostname, node.role, "
+            "node.platform.os, node.platform.arch, node.labels.KEY, engine.labels.KEY "
+            "(e.g. \"node.role == worker\", \"node.labels.zone == a\")"
+        )
+    return text.strip()
+
+
+def _spread(text: str) -> str:
+    if not _SPREAD.match(text):
+        raise ValueError(
+            f"{text!r} cannot be spread over: expected node.labels.KEY or engine.labels.KEY "
+            "(e.g. node.labels.zone)"
+        )
+    return text
+
+
+Constraint = Annotated[str, AfterValidator(_constraint)]
+LabelKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    Field(description="A node label key: letters, digits, '.', '-', '_'."),
+]
+NodeName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"),
+    Field(description="A Swarm node's hostname (as `docker node ls` shows it)."),
+]
+
+
+class SpreadPreference(_Strict):
+    """Spread a service's tasks evenly over the values of a node label."""
+
+    spread: Annotated[str, AfterValidator(_spread)] = Field(
+        description="node.labels.KEY (or engine.labels.KEY), e.g. node.labels.zone."
+    )
+
+
 class Placement(_Strict):
-    constraints: list[NonEmpty] = []
-    max_replicas_per_node: int | None = Field(default=None, ge=1)
+    """Where Swarm may run a service's tasks."""
+
+    constraints: list[Constraint] = Field(
+        default=[], description='Every one must hold, e.g. ["node.role == worker"].'
+    )
+    preferences: list[SpreadPreference] = Field(
+        default=[], description="Spread tasks over node label values, in order of priority."
+    )
+    max_replicas_per_node: int | None = Field(
+        default=None, ge=1, description="At most this many tasks of the service on one node."
+    )
 
 
 class Service(_Strict):
@@ -288,6 +346,12 @@ class Swarm(_Strict):
     update_config: UpdateConfig = UpdateConfig()
     rollback_config: RollbackConfig = RollbackConfig()
     restart_policy: RestartPolicy = RestartPolicy()
+    node_labels: dict[NodeName, dict[LabelKey, str]] = Field(
+        default={},
+        description="Labels the deployer sets on the cluster's nodes (node hostname -> "
+        "{key: value}), e.g. from an inventory host's values; placement constraints and "
+        "spread preferences use them as node.labels.KEY. Labels not listed are left alone.",
+    )
 
 
 class S3(_Strict):
@@ -573,7 +637,35 @@ def values_hash(values: StackValues) -> str:
 def canonical_json(values: StackValues) -> str:
     """The values as compact JSON with sorted keys (the input of values_hash)."""
     data = values.model_dump(mode="json", by_alias=True)
+    _omit_new_defaults(data)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+#: Keys added after stacks were deployed, as (path, default); "*" matches every key. Left out
+#: of the hash while at their default, so adding them changes no deployed revision's hash (a
+#: changed hash would make the next push redeploy an unchanged stack).
+_NEW_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("swarm", "node_labels"), {}),
+    (("services", "*", "placement", "preferences"), []),
+)
+
+
+def _omit_new_defaults(data: dict[str, Any]) -> None:
+    def prune(node: Any, path: tuple[str, ...], default: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        head, rest = path[0], path[1:]
+        keys = list(node) if head == "*" else [head]
+        for key in keys:
+            if key not in node:
+                continue
+            if rest:
+                prune(node[key], rest, default)
+            elif node[key] == default:
+                del node[key]
+
+    for path, default in _NEW_DEFAULTS:
+        prune(data, path, default)
 
 
 def json_schema() -> dict[str, Any]:
