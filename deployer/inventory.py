@@ -94,42 +94,43 @@ class Host:
     docker_host: str | None = None
     values_files: tuple[Path, ...] = ()
     values: Mapping[str, Any] = field(default_factory=dict)
-    #: Where each key of ``values`` was set (dotted key -> ``file:line``), for error messages.
-    values_origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Where each key of ``values`` was set: dotted key -> (``file:line``, the inventory key
+    #: path that set it, e.g. ``groups.prod.vars.values.stack.name``), for error messages.
+    values_origins: Mapping[str, tuple[str, str]] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
         return "local" if self.ssh is None else self.ssh.label
 
     def values_origin(self, key: str) -> str | None:
-        """``file:line`` of the inventory entry that set values key ``key`` (or its parent)."""
+        """``file:line: inventory.key.path`` of the entry that set values key ``key`` (or the
+        nearest parent set as a whole), or None when the inventory did not set it."""
         parts = key.split(".") if key else []
         for n in range(len(parts), -1, -1):
             found = self.values_origins.get(".".join(parts[:n]))
             if found:
-                return found
+                line, keypath = found
+                return f"{line}: {'.'.join([keypath, *parts[n:]])}"
         return None
 
     def relocate_values_error(self, exc: ValuesError, overlay: Path) -> ValuesError:
         """``exc`` raised while reading ``overlay`` (this host's ``values`` written to a temp
         file) pointing at the inventory lines instead: a temp file's name means nothing to the
         user, and its line numbers are not theirs."""
+        if str(overlay) not in exc.message:
+            return exc
         # "OVERLAY:LINE: key.path: message" (also in the "and N more" lines); no key path
-        # when the colon does not follow it.
+        # when no colon follows it.
         prefix = re.compile(re.escape(str(overlay)) + r"(?::\d+)?(?:: (?P<key>[\w.-]+)(?=:))?")
 
         def where(match: re.Match[str]) -> str:
-            key = match["key"] or ""
-            origin = self.values_origin(key) or f"inventory values of host {self.name}"
-            return f"{origin}: values.{key}" if key else origin
+            return self.values_origin(match["key"] or "") or f"inventory values of {self.name}"
 
-        if str(overlay) not in exc.message:
-            return exc
         moved = ValuesError("", fix=exc.fix)
         moved.message = prefix.sub(where, exc.message)
         moved.args = (moved.message,)
         moved.key = exc.key
-        moved.source = self.values_origin(exc.key or "")
+        moved.source = self.values_origin("")
         return moved
 
 
@@ -329,16 +330,15 @@ class _Doc:
     data: Any
     lines: Mapping[KeyPath, int]
 
-    def where(self, keys: KeyPath) -> str:
-        """``file:line: key.path`` of ``keys`` (the line of its nearest parent that has one)."""
+    def line_of(self, keys: KeyPath) -> str:
+        """``file:line`` of ``keys`` (the line of its nearest parent that has one)."""
         line = next((self.lines[keys[:n]] for n in range(len(keys), -1, -1)
                      if keys[:n] in self.lines), None)
-        text = f"{self.path}:{line}" if line is not None else str(self.path)
-        return f"{text}: {'.'.join(keys)}" if keys else text
+        return f"{self.path}:{line}" if line is not None else str(self.path)
 
-    def line_of(self, keys: KeyPath) -> str:
-        """``file:line`` of ``keys`` (no key path)."""
-        return self.where(keys).rsplit(": ", 1)[0] if keys else self.where(keys)
+    def where(self, keys: KeyPath) -> str:
+        """``file:line: key.path`` of ``keys``."""
+        return f"{self.line_of(keys)}: {'.'.join(keys)}" if keys else self.line_of(keys)
 
     def error(self, keys: KeyPath, message: str, fix: str | None = None) -> ConfigError:
         return ConfigError(f"{self.where(keys)}: {message}", fix=fix)
@@ -521,7 +521,7 @@ class _Merged:
     settings: dict[str, Any] = field(default_factory=dict)
     #: setting -> the layer's key path that set it last (for errors about the merged result)
     origin: dict[str, KeyPath] = field(default_factory=dict)
-    values_origins: dict[str, str] = field(default_factory=dict)
+    values_origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -549,9 +549,8 @@ def _merge_layers(doc: _Doc, layers: Iterable[tuple[KeyPath, Mapping[str, Any]]]
             if key == "values":
                 out.settings["values"] = _deep_merge(out.settings.get("values", {}), value)
                 for sub in _walk_keys(value, ()):
-                    if sub:
-                        out.values_origins[".".join(sub)] = doc.line_of((*base, key, *sub))
-                out.values_origins[""] = doc.line_of((*base, key))
+                    keys = (*base, key, *sub)
+                    out.values_origins[".".join(sub)] = (doc.line_of(keys), ".".join(keys))
             elif key == "values_files":
                 files = [value] if isinstance(value, str) else value
                 out.settings["values_files"] = [
@@ -575,6 +574,8 @@ class Inventory:
     hosts: Mapping[str, Host]
     #: group -> every host in it, its children's included (inventory order).
     groups: Mapping[str, tuple[str, ...]]
+    #: host -> ``file:line`` where it is defined, for messages.
+    lines: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def select(self, limit: str | None = None) -> list[Host]:
         """Hosts matching ``--limit`` (comma-separated host names, group names or globs;
@@ -622,7 +623,7 @@ class Inventory:
 
     def _limit_error(self, limit: str, problem: str, hint: str | None = None) -> ConfigError:
         return ConfigError(
-            f"--limit {limit!r}: {problem} of {self.path}",
+            f"--limit {limit!r} ({self.path}): {problem}",
             fix=(f"{hint} " if hint else "") + f"hosts: {', '.join(self.hosts)}; "
             f"groups: {', '.join(g for g in self.groups if g != 'all') or '-'}",
         )
@@ -637,9 +638,11 @@ class Inventory:
             else:
                 key = ("ssh", host.ssh.hostname, host.ssh.port)
             if key in seen:
+                first = seen[key]
                 raise ConfigError(
-                    f"{self.path}: hosts {seen[key]!r} and {host.name!r} of {what} are the same "
-                    f"engine ({host.label})",
+                    f"hosts {first!r} ({self.lines.get(first, self.path)}) and {host.name!r} "
+                    f"({self.lines.get(host.name, self.path)}) of {what} are the same engine "
+                    f"({host.label})",
                     fix="give each host its own hostname/port (or docker_host), or remove one",
                 )
             seen[key] = host.name
@@ -682,7 +685,8 @@ def load_inventory(
         hosts[name] = _host(doc, name, own, merged, config, accept_new_host_key)
     if "all" not in groups:
         groups["all"] = tuple(hosts)
-    return Inventory(path=doc.path, hosts=hosts, groups=groups)
+    return Inventory(path=doc.path, hosts=hosts, groups=groups,
+                     lines={name: doc.line_of(("hosts", name)) for name in hosts})
 
 
 def _check_name(doc: _Doc, keys: KeyPath, name: Any, what: str) -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from deployer.connectors import connect
 from deployer.connectors.base import Connector
+from deployer.errors import ValuesError
 from deployer.inventory import Host, select_hosts
 
 if TYPE_CHECKING:
@@ -44,10 +45,16 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def hosts_of(args: argparse.Namespace) -> list[Host]:
-    return select_hosts(
+    """The selected hosts, each one's values already loaded once: a bad overlay of the second
+    host must fail the run before the first one is contacted, not after it was deployed."""
+    hosts = select_hosts(
         host=args.host, inventory=args.inventory, limit=args.limit, ssh_config=args.ssh_config,
         accept_new_host_key=args.accept_new_host_key,
     )
+    if hasattr(args, "values_files"):
+        for host in hosts:
+            load_host_values(host, args)
+    return hosts
 
 
 def open_connector(host: Host) -> Connector:
@@ -78,7 +85,10 @@ def host_values_files(host: Host) -> Iterator[list[Path]]:
     with tempfile.TemporaryDirectory(prefix="mlops-values-") as tmp:
         overlay = Path(tmp) / f"inventory-{host.name}.yaml"
         overlay.write_text(yaml.safe_dump(dict(host.values), sort_keys=True))
-        yield [*files, overlay]
+        try:
+            yield [*files, overlay]
+        except ValuesError as exc:  # name the inventory's lines, not the temp file's
+            raise host.relocate_values_error(exc, overlay) from None
 
 
 def load_host_values(host: Host, args: argparse.Namespace) -> StackValues:
