@@ -268,3 +268,12 @@ async def test_rollback_is_refused_with_the_way_to_do_it(project: tuple[str, str
         assert after.service("web") is None and after.service("talker") is not None
     finally:
         backend.close()
+
+
+def test_cli_compose_flag_opens_the_stack_as_a_compose_project() -> None:
+    from tui.cli import build_backend, build_parser
+
+    backend, hosts = build_backend(build_parser().parse_args(["--compose", "--stack", "dev"]))
+    assert isinstance(backend, ComposeBackend) and backend.project == "dev" and hosts == []
+    with pytest.raises(SystemExit):  # one target at a time
+        build_parser().parse_args(["--compose", "--host", "mgr"])

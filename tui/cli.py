@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="show a recorded snapshot instead of a live engine (read-only)",
     )
+    target.add_argument(
+        "--compose",
+        action="store_true",
+        help="a Compose project on the local engine (`deployer compose up`), named by --stack",
+    )
     parser.add_argument("--limit", metavar="PATTERN", help="hosts of the inventory to offer")
     parser.add_argument("--stack", default="mlops", help="stack name (default: %(default)s)")
     parser.add_argument(
@@ -87,6 +92,10 @@ def build_backend(
         if not args.replay.is_file():
             raise ConfigError(f"--replay {args.replay}: no such file")
         return ReplayBackend.from_file(args.replay), []
+    if args.compose:
+        from tui.compose_backend import ComposeBackend
+
+        return ComposeBackend(args.stack), []
     from deployer.inventory import select_hosts
 
     hosts = select_hosts(
