@@ -647,6 +647,9 @@ def canonical_json(values: StackValues) -> str:
 _NEW_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("swarm", "node_labels"), {}),
     (("services", "*", "placement", "preferences"), []),
+    (("compose", "bind_address"), None),
+    (("compose", "publish_default_credentials"), False),
+    (("compose",), {}),
 )
 
 
