@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from deployer import __version__
+from deployer.commands.arguments import check_arguments
 from deployer.errors import MlopsError
 
 # Sub-command modules, in the order `deployer --help` lists them. A module that is not there yet
@@ -17,6 +18,7 @@ COMMAND_MODULES = (
     "deployer.commands.render",
     "deployer.commands.deploy",
     "deployer.commands.manage",
+    "deployer.commands.nodes",
     "deployer.commands.compose",
 )
 
@@ -50,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        check_arguments(args)  # option values no command can use: refused before any host
         return func(args)
     except MlopsError as exc:
         print(exc.render(), file=sys.stderr)
