@@ -174,6 +174,28 @@ class NodeState:
     availability: str
     state: str
     leader: bool
+    engine_version: str = ""
+    #: The address the node reaches the others on (Status.Addr).
+    address: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Why the node is in its state, when Swarm says (e.g. "heartbeat failure").
+    message: str = ""
+    #: Running tasks on the node: of the snapshot's stack in a snapshot, of every service in
+    #: :func:`read_nodes`.
+    tasks_running: int = 0
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "manager"
+
+    @property
+    def ready(self) -> bool:
+        """Up and accepting new tasks."""
+        return self.state == "ready" and self.availability == "active"
+
+    def matches(self, name: str) -> bool:
+        """``name`` is this node's hostname, id, or a unique-looking id prefix (>= 4 chars)."""
+        return name in (self.hostname, self.id) or (len(name) >= 4 and self.id.startswith(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +236,20 @@ class SwarmSnapshot:
     def leader(self) -> NodeState | None:
         """The manager node that leads the Raft group, if nodes were read."""
         return next((n for n in self.nodes if n.leader), None)
+
+    def node(self, name: str) -> NodeState | None:
+        """The node with this hostname or id (prefix), if nodes were read."""
+        return next((n for n in self.nodes if n.matches(name)), None)
+
+    def tasks_on(self, node: NodeState | str) -> tuple[TaskState, ...]:
+        """The snapshot's current tasks placed on a node (by state or id)."""
+        nid = node.id if isinstance(node, NodeState) else node
+        return tuple(t for t in self.tasks if t.node_id == nid and t.is_current)
+
+    @property
+    def nodes_down(self) -> tuple[NodeState, ...]:
+        """Nodes Swarm cannot reach (their tasks are being rescheduled elsewhere)."""
+        return tuple(n for n in self.nodes if n.state != "ready")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,19 +373,54 @@ def parse_task(
     )
 
 
-def parse_node(raw: Json) -> NodeState:
+def parse_node(raw: Json, tasks_running: int = 0) -> NodeState:
     """One node from the Engine API JSON."""
     spec = raw.get("Spec") or {}
     description = raw.get("Description") or {}
     manager = raw.get("ManagerStatus") or {}
+    status = raw.get("Status") or {}
+    # A manager's Status.Addr can be 0.0.0.0 (it listens everywhere); its advertised address
+    # is the one others use.
+    address = str(status.get("Addr") or "")
+    if address in ("", "0.0.0.0") and manager.get("Addr"):
+        address = str(manager["Addr"]).rsplit(":", 1)[0]
     return NodeState(
         id=str(raw.get("ID") or ""),
         hostname=str(description.get("Hostname") or raw.get("ID", "")[:12]),
         role=str(spec.get("Role") or "worker"),
         availability=str(spec.get("Availability") or "active"),
-        state=str((raw.get("Status") or {}).get("State") or "unknown"),
+        state=str(status.get("State") or "unknown"),
         leader=bool(manager.get("Leader")),
+        engine_version=str((description.get("Engine") or {}).get("EngineVersion") or ""),
+        address=address,
+        labels=dict(spec.get("Labels") or {}),
+        message=str(status.get("Message") or ""),
+        tasks_running=tasks_running,
     )
+
+
+def running_by_node(tasks: Iterable[Json]) -> dict[str, int]:
+    """Node id -> number of tasks running there (Swarm still wants them running)."""
+    counts: dict[str, int] = {}
+    for raw in tasks:
+        state = str((raw.get("Status") or {}).get("State") or "")
+        if state == "running" and raw.get("DesiredState") == "running" and raw.get("NodeID"):
+            node_id = str(raw["NodeID"])
+            counts[node_id] = counts.get(node_id, 0) + 1
+    return counts
+
+
+def parse_nodes(nodes: Sequence[Json], tasks: Sequence[Json] = ()) -> tuple[NodeState, ...]:
+    """Nodes sorted managers first, then by hostname, with their running-task counts."""
+    counts = running_by_node(tasks)
+    parsed = (parse_node(n, counts.get(str(n.get("ID") or ""), 0)) for n in nodes)
+    return tuple(sorted(parsed, key=lambda n: (not n.is_manager, n.hostname)))
+
+
+def read_nodes(api: SwarmApi) -> tuple[NodeState, ...]:
+    """Every node of the swarm with the number of tasks (of any service) running on it: two
+    API calls whatever the size of the cluster."""
+    return parse_nodes(api.nodes(), api.tasks(filters={"desired-state": "running"}))
 
 
 def derive_health(
@@ -484,7 +555,9 @@ def parse_snapshot(
     taken_at: datetime | None = None,
 ) -> SwarmSnapshot:
     """Build a snapshot from the raw JSON lists of the services, tasks and nodes endpoints."""
-    node_states = tuple(sorted((parse_node(n) for n in nodes), key=lambda n: n.hostname))
+    counts = running_by_node(tasks)
+    node_states = tuple(sorted((parse_node(n, counts.get(str(n.get("ID") or ""), 0))
+                                for n in nodes), key=lambda n: n.hostname))
     node_names = {n.id: n.hostname for n in node_states}
     service_names = {
         str(s.get("ID")): short_service_name(
