@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tui_stack import create_service, remove_stack, wait_for  # noqa: E402
 
-from deployer.engine.client import local_client  # noqa: E402
+from deployer.connectors import connect  # noqa: E402
 from tui.backend import DockerBackend  # noqa: E402
 
 STACK = "tui2-bench-logs"
@@ -60,7 +60,7 @@ async def measure(
     from tui.screens.logs import LogsScreen
     from tui.widgets.services_table import ServicesTable
 
-    backend = DockerBackend(lambda: local_client(), "local")
+    backend = DockerBackend(lambda: connect(None), "local")
     app = make_app(backend, stack=STACK, refresh_seconds=2)
     out: dict[str, float] = {}
     async with app.run_test(size=(160, 45)) as pilot:

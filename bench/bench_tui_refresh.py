@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from tui_stack import create_service, remove_stack  # noqa: E402
 
-from deployer.engine.client import local_client  # noqa: E402
+from deployer.connectors import connect  # noqa: E402
 from tui.backend import DockerBackend  # noqa: E402
 
 STACK = "tui-bench"
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     api = docker.APIClient(version="auto")
-    backend = DockerBackend(lambda: local_client(), "local")
+    backend = DockerBackend(lambda: connect(None), "local")
     calls: list[str] = []
     original = backend.api.request
 

@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui_stack import STANDIN, create_service, remove_stack, wait_for
 
-from deployer.engine.client import local_client
+from deployer.connectors import connect
 from deployer.errors import ConfigError, ValuesError
 from deployer.inventory import select_hosts
 from tui.app import MlopsApp, make_app
@@ -52,7 +52,7 @@ def stack(docker_api: docker.APIClient) -> Iterator[str]:
 
 
 def local_backend(bed: dict[str, Any]) -> DockerBackend:
-    return DockerBackend(lambda: local_client(bed["docker_host"]), "local")
+    return DockerBackend(lambda: connect(None, docker_host=bed["docker_host"]), "local")
 
 
 async def until(

@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Log
 from tui_stack import create_service, remove_stack, running_replicas, wait_for
 
-from deployer.engine.client import local_client
+from deployer.connectors import connect
 from deployer.inventory import adhoc_host
 from tui.app import MlopsApp, make_app
 from tui.backend import DockerBackend, host_backend_factory
@@ -38,7 +38,7 @@ def stack(docker_api: docker.APIClient) -> Iterator[str]:
 
 
 def local_backend(bed: dict[str, Any]) -> DockerBackend:
-    return DockerBackend(lambda: local_client(bed["docker_host"]), "local")
+    return DockerBackend(lambda: connect(None, docker_host=bed["docker_host"]), "local")
 
 
 async def until(
@@ -219,8 +219,7 @@ async def test_a_dropped_ssh_connection_shows_and_recovers(
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: row_of(app, "svc") is not None, "remote service")
             # Cut the SSH connection under the dashboard (as a network drop would).
-            assert backend._release is not None
-            backend._release()
+            backend.connector.close()
             await until(pilot, lambda: bool(seen), "the loss to be reported")
             await until(pilot, lambda: app.connection == "connected", "reconnection")
             status = str(main_screen(app).query_one("#status").render())

@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Label, Log
 from tui_stack import create_service, remove_stack
 
-from deployer.engine.client import local_client
+from deployer.connectors import connect
 from tui.app import MlopsApp, make_app
 from tui.backend import DockerBackend
 from tui.screens.logs import CAPACITY, LogsScreen
@@ -84,7 +84,7 @@ async def test_logs_at_2000_lines_per_second_stay_capped_and_responsive(
         docker_api, stack, "firehose", replicas=2,
         env={"HEARTBEAT_SECONDS": "0.0005", "LOG_LINE": LINE},
     )
-    backend = DockerBackend(lambda: local_client(bed["docker_host"]), "local")
+    backend = DockerBackend(lambda: connect(None, docker_host=bed["docker_host"]), "local")
     app = make_app(backend, stack=stack, refresh_seconds=1)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_logs(pilot, app, "firehose")

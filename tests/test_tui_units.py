@@ -1,4 +1,4 @@
-"""Pure parts of the dashboard: log line parsing, the bounded log buffer, drift, formatting."""
+"""Pure parts of the dashboard: log lines, the bounded log buffer, drift, formatting."""
 
 from __future__ import annotations
 
@@ -8,41 +8,37 @@ from datetime import timedelta
 import pytest
 from test_swarm_model import service
 
+from deployer.logs import parse_line
 from deployer.swarm import parse_snapshot
 from tui.drift import declared_replicas, replica_drift
-from tui.logs import LogBuffer, LogLine, compile_pattern, matches, parse_log_line
+from tui.logs import LogBuffer, LogLine, compile_pattern, matches
 from tui.messages import LogLinesReceived, ServicesRefreshed
 from tui.widgets.formatting import format_age
 
-RAW = (
-    "2026-11-26T12:14:28.011310493Z com.docker.swarm.node.id=n1,com.docker.swarm.service.id=s1,"
-    "com.docker.swarm.task.id=t1 web alive 22"
-)
+RAW = "2026-11-26T12:14:28.011310493Z tui-rec_web.1@vm    | web alive 22 | x=1"
 
 
-def test_parse_log_line_with_timestamp_and_details() -> None:
-    line = parse_log_line(RAW + "\n", "web", {"t1": "web.1"})
+def test_the_dashboard_parses_log_lines_as_deployer_logs_does() -> None:
+    # One reader for both front ends: the line as `docker service logs --timestamps` prints it.
+    line = parse_line(RAW + "\n", "tui-rec", "web")
     assert line == LogLine(
         service="web",
-        text="web alive 22",
+        text="web alive 22 | x=1",
         timestamp="2026-11-26T12:14:28.011310493Z",
-        task_id="t1",
-        source="web.1",
+        source="web.1@vm",
     )
-    assert line.render(timestamps=False, prefix=True) == "web.1 | web alive 22"
+    assert line.render(timestamps=False, prefix=True) == "web.1@vm | web alive 22 | x=1"
     assert line.render(timestamps=True, prefix=False).startswith("2026-11-26T12:14:28")
+    # Without the stack, the service is taken from the source.
+    assert parse_line(RAW, "tui-rec").service == "web"
 
 
-def test_parse_log_line_without_prefixes_keeps_text() -> None:
-    line = parse_log_line("plain text a=b, not details", "api")
-    assert (line.text, line.timestamp, line.task_id, line.source) == (
-        "plain text a=b, not details",
-        "",
-        "",
-        "api",
+def test_a_line_not_in_that_shape_keeps_its_text() -> None:
+    line = parse_line("plain text a=b, not details", "api", "api")
+    assert (line.text, line.timestamp, line.source, line.service) == (
+        "plain text a=b, not details", "", "", "api",
     )
-    # key=value text that is not the engine's details stays part of the message
-    assert parse_log_line("x=1 started", "api").text == "x=1 started"
+    assert line.render(timestamps=False, prefix=True) == "api | plain text a=b, not details"
 
 
 def test_log_buffer_caps_and_counts_dropped_lines() -> None:

@@ -7,50 +7,44 @@ engine refuses), mapped by ``deployer.engine.client.docker_errors``.
 
 Backends:
 
-* :class:`DockerBackend`: a Docker SDK client from a factory (local socket, or a manager over
-  SSH through the deployer's connectors); reconnects by itself after a lost connection.
+* :class:`DockerBackend`: one deployer connector from a factory (the local engine, or a manager
+  over SSH); reads over its API, changes through ``deployer.actions`` (lock, audit); reconnects
+  by itself after a lost connection.
 * :class:`ReplayBackend`: a recorded snapshot (Engine API JSON), for offline viewing and tests.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-import queue
-import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import docker
-import docker.errors
-
+from deployer.actions import services
+from deployer.actions.base import ActionContext
+from deployer.actions.logs import LogStream as ActionLogStream
 from deployer.connectors import Connector, connect
-from deployer.engine.client import docker_errors, local_client
+from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, ConnectError, DockerError
 from deployer.inventory import Host
-from deployer.swarm import SwarmSnapshot, parse_snapshot, read_snapshot
+from deployer.logs import LogLine, LogOptions, parse_line
+from deployer.output import Reporter
+from deployer.swarm import ServiceState, SwarmSnapshot, parse_snapshot, read_snapshot
 from tui.deploy import DashboardReporter, DeployEvent, DeployRequest, DeployResult
-from tui.logs import LogLine, parse_log_line
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class LogTarget:
-    """A service whose logs to read, and how to label its lines."""
-
-    service_id: str
-    name: str
-    #: task id -> display source (``web.1``) so interleaved lines say which replica wrote them.
-    task_sources: Mapping[str, str] = field(default_factory=dict)
-
-
 class LogStream(Protocol):
-    """Lines of one or more services, read by background threads until closed."""
+    """Lines of one or more services, read by background threads until closed
+    (``deployer.actions.logs.LogStream``, the reader ``deployer logs`` uses)."""
 
     def read(self, max_lines: int, timeout: float) -> list[LogLine]:
         """Up to ``max_lines`` lines, waiting at most ``timeout`` seconds for the first."""
@@ -61,12 +55,13 @@ class LogStream(Protocol):
         """Every reader has ended (follow off and all lines read, or errors)."""
         ...
 
+    @property
     def errors(self) -> list[str]:
         """Why readers ended early (for display)."""
         ...
 
     def close(self) -> None:
-        """Stop every reader and release its connection."""
+        """Stop every reader (the connection stays open)."""
         ...
 
 
@@ -82,26 +77,26 @@ class Backend(Protocol):
         """Services, tasks and nodes of ``stack`` (every service when None)."""
         ...
 
-    def scale(self, service_id: str, replicas: int) -> None:
+    def scale(self, service: ServiceState, replicas: int) -> None:
         """Set a replicated service's replica count."""
         ...
 
-    def restart(self, service_id: str) -> None:
+    def restart(self, service: ServiceState) -> None:
         """Replace every task of a service (a forced update)."""
         ...
 
-    def rollback(self, service_id: str) -> None:
+    def rollback(self, service: ServiceState) -> None:
         """Return a service to its previous spec."""
         ...
 
-    def remove(self, service_id: str) -> None:
+    def remove(self, service: ServiceState) -> None:
         """Remove a service."""
         ...
 
     def open_logs(
-        self, targets: Sequence[LogTarget], *, tail: int | None, follow: bool = True
+        self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
     ) -> LogStream:
-        """Start reading the logs of ``targets`` (interleaved as they arrive)."""
+        """Start reading the logs of ``services`` (interleaved as they arrive)."""
         ...
 
     def deploy(
@@ -123,128 +118,104 @@ class Backend(Protocol):
 
 
 class DockerBackend:
-    """A backend over a Docker SDK client made by ``connect`` (called again after a failure)."""
+    """A backend over one connector made by ``connect`` (made again after a lost connection).
+
+    Reads go to the engine's API over the connector; every change goes through the deployer's
+    actions (``deployer.actions``): the stack's deploy lock, the audit log, the same commands as
+    the CLI. The dashboard does not wait for convergence inside an action (it shows it live), so
+    the lock is held only for the change itself; this backend's own actions run one at a time so
+    quick key presses queue instead of refusing each other.
+    """
 
     def __init__(
         self,
-        connect: Callable[[], docker.DockerClient],
+        connect: Callable[[], Connector],
         host_label: str,
         *,
-        release: Callable[[], None] | None = None,
         host: Host | None = None,
     ) -> None:
         self._connect = connect
-        self._release = release
         #: The inventory host (how the deployer reaches it); None: the local engine.
         self._host = host or Host("local", None)
         self._host_label = host_label
-        self._client: docker.DockerClient | None = None
+        self._conn: Connector | None = None
         self._lock = threading.Lock()
+        self._action_lock = threading.Lock()
 
     @property
     def host_label(self) -> str:
         return self._host_label
 
     @property
+    def connector(self) -> Connector:
+        """The open connector, connecting first if needed."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect()
+            return self._conn
+
+    @property
     def api(self) -> docker.APIClient:
-        """The low-level client, connecting first if needed (tests wrap it to count calls)."""
-        with self._lock:
-            if self._client is None:
-                self._client = self._connect()
-            return self._client.api
+        """The engine's low-level client (tests wrap it to count calls)."""
+        return self.connector.docker_client().api
 
-    def _forget_client(self) -> None:
-        # After a lost connection the next call builds a fresh client: that is the recovery.
+    def _forget(self) -> None:
+        # After a lost connection the next call opens a fresh one: that is the recovery.
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+            conn, self._conn = self._conn, None
+        if conn is not None:
             try:
-                client.close()
-            except Exception:  # noqa: BLE001 - closing a dead client may fail in any way
-                log.debug("closing a broken client failed", exc_info=True)
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection may fail in any way
+                log.debug("closing a broken connection failed", exc_info=True)
 
-    def _call(self, fn: Callable[[docker.APIClient], Any]) -> Any:
+    def _call(self, fn: Callable[[], Any]) -> Any:
         try:
             with docker_errors(self._host_label):
-                return fn(self.api)
+                return fn()
         except ConnectError:
-            self._forget_client()
+            self._forget()
             raise
 
     def snapshot(self, stack: str | None) -> SwarmSnapshot:
-        return self._call(lambda api: read_snapshot(api, stack))  # type: ignore[no-any-return]
+        return self._call(lambda: read_snapshot(self.api, stack))  # type: ignore[no-any-return]
 
-    def _inspect(self, api: docker.APIClient, service_id: str) -> dict[str, Any]:
-        return api.inspect_service(service_id)  # type: ignore[no-any-return]
-
-    def scale(self, service_id: str, replicas: int) -> None:
-        if replicas < 0:
-            raise DockerError(f"cannot scale to {replicas}: replicas must be 0 or more")
-
-        def run(api: docker.APIClient) -> None:
-            current = self._inspect(api, service_id)
-            spec = current["Spec"]
-            if "Replicated" not in spec.get("Mode", {}):
-                raise DockerError(
-                    f"{spec.get('Name', service_id)} is not a replicated service: "
-                    "only replicated services can be scaled"
-                )
-            spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-            self._update(api, service_id, current["Version"]["Index"], spec)
-
-        self._call(run)
-
-    def restart(self, service_id: str) -> None:
-        def run(api: docker.APIClient) -> None:
-            current = self._inspect(api, service_id)
-            spec = current["Spec"]
-            task_template = spec.setdefault("TaskTemplate", {})
-            # Bumping ForceUpdate is what `docker service update --force` does.
-            task_template["ForceUpdate"] = int(task_template.get("ForceUpdate") or 0) + 1
-            self._update(api, service_id, current["Version"]["Index"], spec)
-
-        self._call(run)
-
-    def rollback(self, service_id: str) -> None:
-        def run(api: docker.APIClient) -> None:
-            current = self._inspect(api, service_id)
-            if not current.get("PreviousSpec"):
-                raise DockerError(
-                    f"{current['Spec'].get('Name', service_id)} has no previous spec to roll "
-                    "back to"
-                )
-            self._update(
-                api, service_id, current["Version"]["Index"], current["Spec"], rollback=True
+    def _act(self, service: ServiceState, action: Callable[[ActionContext], object]) -> None:
+        if not service.stack:
+            raise ConfigError(
+                f"{service.name} belongs to no stack: the dashboard changes stack services only "
+                "(each change takes its stack's lock and goes in its audit log)",
+                fix="use `docker service` for it, or deploy it as part of a stack",
             )
+        events = Reporter(stream=io.StringIO(), color=False)
+        with self._action_lock:
+            self._call(lambda: action(ActionContext(self.connector, service.stack or "",
+                                                    events, wait=False)))
 
-        self._call(run)
+    def scale(self, service: ServiceState, replicas: int) -> None:
+        if replicas < 0:
+            raise ConfigError(f"cannot scale to {replicas}: replicas must be 0 or more")
+        self._act(service, lambda ctx: services.scale(ctx, {service.short_name: replicas}))
 
-    @staticmethod
-    def _update(
-        api: docker.APIClient,
-        service_id: str,
-        version: int,
-        spec: dict[str, Any],
-        *,
-        rollback: bool = False,
-    ) -> None:
-        # The SDK's update_service rebuilds the spec from keyword arguments and has no rollback
-        # flag; posting the inspected spec back (what the docker CLI does) keeps every field.
-        params: dict[str, Any] = {"version": version}
-        if rollback:
-            params["rollback"] = "previous"
-        response = api._post_json(
-            api._url("/services/{0}/update", service_id), data=spec, params=params
-        )
-        api._raise_for_status(response)
+    def restart(self, service: ServiceState) -> None:
+        self._act(service, lambda ctx: services.restart(ctx, [service.short_name]))
 
-    def remove(self, service_id: str) -> None:
-        self._call(lambda api: api.remove_service(service_id))
+    def rollback(self, service: ServiceState) -> None:
+        self._act(service, lambda ctx: services.rollback_service(ctx, service.short_name))
+
+    def remove(self, service: ServiceState) -> None:
+        self._act(service, lambda ctx: services.remove_service(ctx, [service.short_name]))
 
     def open_logs(
-        self, targets: Sequence[LogTarget], *, tail: int | None, follow: bool = True
-    ) -> DockerLogStream:
-        return DockerLogStream(self, targets, tail=tail, follow=follow)
+        self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
+    ) -> LogStream:
+        stacks = {s.stack for s in services}
+        stack = stacks.pop() if len(stacks) == 1 else None
+        opts = LogOptions(follow=follow, tail=tail, timestamps=True)
+        targets = {s.name: s.short_name for s in services}
+        return self._call(  # type: ignore[no-any-return]
+            lambda: ActionLogStream(self.connector, stack, targets, opts).start()
+        )
 
     def deploy(
         self, request: DeployRequest, emit: Callable[[DeployEvent], object]
@@ -252,144 +223,7 @@ class DockerBackend:
         return run_push(self._host, request, emit)
 
     def close(self) -> None:
-        self._forget_client()
-        if self._release is not None:
-            self._release()
-
-
-class DockerLogStream:
-    """One reader thread per service, all feeding one queue the UI worker drains in chunks."""
-
-    def __init__(
-        self,
-        backend: DockerBackend,
-        targets: Sequence[LogTarget],
-        *,
-        tail: int | None,
-        follow: bool,
-    ) -> None:
-        self._backend = backend
-        self._queue: queue.Queue[LogLine] = queue.Queue(maxsize=50_000)
-        self._stop = threading.Event()
-        self._responses: list[Any] = []
-        self._errors: list[str] = []
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(
-                target=self._read, args=(t, tail, follow), name=f"logs-{t.name}", daemon=True
-            )
-            for t in targets
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _read(self, target: LogTarget, tail: int | None, follow: bool) -> None:
-        try:
-            with docker_errors(self._backend.host_label):
-                api = self._backend.api
-                params = {
-                    "details": True,
-                    "follow": follow,
-                    "stdout": True,
-                    "stderr": True,
-                    "timestamps": True,
-                    "tail": "all" if tail is None else str(tail),
-                }
-                # The SDK's service_logs hides the HTTP response, which we need to be able to
-                # close from another thread to stop a quiet follow; the same two steps here.
-                response = api._get(
-                    api._url("/services/{0}/logs", target.service_id),
-                    params=params,
-                    stream=True,
-                    timeout=None,
-                )
-                with self._lock:
-                    if self._stop.is_set():
-                        response.close()
-                        return
-                    self._responses.append(response)
-                api._raise_for_status(response)
-                pending = b""
-                for frame in api._multiplexed_response_stream_helper(response):
-                    if self._stop.is_set():
-                        return
-                    pending += frame
-                    *complete, pending = pending.split(b"\n")
-                    for raw in complete:
-                        self._put(
-                            parse_log_line(
-                                raw.decode(errors="replace"), target.name, target.task_sources
-                            )
-                        )
-                if pending:
-                    self._put(
-                        parse_log_line(
-                            pending.decode(errors="replace"), target.name, target.task_sources
-                        )
-                    )
-        except (ConnectError, DockerError) as exc:
-            if not self._stop.is_set():
-                with self._lock:
-                    self._errors.append(f"{target.name}: {exc.message}")
-        except Exception as exc:  # noqa: BLE001 - a reader killed by close() raises anything
-            if not self._stop.is_set():
-                with self._lock:
-                    self._errors.append(f"{target.name}: {exc}")
-
-    def _put(self, line: LogLine) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(line, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def read(self, max_lines: int, timeout: float) -> list[LogLine]:
-        lines: list[LogLine] = []
-        try:
-            lines.append(self._queue.get(timeout=timeout))
-        except queue.Empty:
-            return lines
-        while len(lines) < max_lines:
-            try:
-                lines.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return lines
-
-    @property
-    def finished(self) -> bool:
-        return not any(t.is_alive() for t in self._threads) and self._queue.empty()
-
-    def errors(self) -> list[str]:
-        with self._lock:
-            return list(self._errors)
-
-    def close(self) -> None:
-        self._stop.set()
-        with self._lock:
-            responses = list(self._responses)
-        for response in responses:
-            _interrupt(response)
-
-
-def _interrupt(response: Any) -> None:
-    """Wake a thread blocked reading a streamed response: shut its socket down, then close."""
-    raw_sock: Any = None
-    try:
-        fp = response.raw._fp.fp
-        raw_sock = getattr(fp, "channel", None) or getattr(fp.raw, "_sock", None)
-    except AttributeError:
-        pass
-    if raw_sock is not None:
-        try:
-            raw_sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, EOFError):
-            pass
-    try:
-        response.close()
-    except Exception:  # noqa: BLE001 - best effort on a connection being torn down
-        log.debug("closing a log response failed", exc_info=True)
+        self._forget()
 
 
 def host_backend_factory(host: Host) -> Callable[[], Backend]:
@@ -397,23 +231,8 @@ def host_backend_factory(host: Host) -> Callable[[], Backend]:
     one SSH connection (the deployer's connector: same host-key policy and errors)."""
 
     def make() -> Backend:
-        if host.ssh is None:
-            return DockerBackend(lambda: local_client(host.docker_host), host.label, host=host)
-        target = host.ssh
-        holder: list[Connector] = []
-
-        def release() -> None:
-            for old in holder:
-                old.close()
-            holder.clear()
-
-        def client() -> docker.DockerClient:
-            # One SSH connection carries every API call; after a loss a new one is opened.
-            release()
-            holder.append(connect(target))
-            return holder[0].docker_client()
-
-        return DockerBackend(client, host.label, release=release, host=host)
+        return DockerBackend(lambda: connect(host.ssh, docker_host=host.docker_host),
+                             host.label, host=host)
 
     return make
 
@@ -424,9 +243,11 @@ def run_push(
     """The deployer's ``push`` on ``host`` (its own connection, as ``deployer push`` opens one):
     values = defaults < the host's inventory values < ``-f`` files < ``--set``, as the CLI
     layers them. Refuses values naming another stack than the one on screen."""
-    from deployer.commands.targets import host_values_files, local_engine
+    from deployer.actions.push import push
+    from deployer.commands.targets import host_values_files
+    from deployer.engine.client import local_engine
     from deployer.errors import MlopsError
-    from deployer.push import Pusher, PushOptions
+    from deployer.push import PushOptions
     from deployer.values import load_values
 
     reporter = DashboardReporter(emit, check=request.check)
@@ -446,9 +267,8 @@ def run_push(
         conn = connect(host.ssh, docker_host=host.docker_host)
         label = conn.host
         try:
-            plan = Pusher(
-                conn, reporter, PushOptions(check=request.check), local=local_engine(conn)
-            ).push(values)
+            plan = push(ActionContext(conn, stack, reporter), values,
+                        PushOptions(check=request.check), local=local_engine(conn))
         finally:
             conn.close()
     except MlopsError as exc:
@@ -517,12 +337,14 @@ class ReplayBackend:
         )
 
     def open_logs(
-        self, targets: Sequence[LogTarget], *, tail: int | None, follow: bool = True
+        self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
     ) -> LogStream:
+        # Recorded as ``docker service logs --timestamps --no-task-ids`` printed them.
+        wanted = {s.short_name: s for s in services}
         lines = [
-            parse_log_line(raw, name, {})
+            parse_line(raw, wanted[name].stack or "", name)
             for name, raws in self._recording.get("logs", {}).items()
-            if any(t.name == name for t in targets)
+            if name in wanted
             for raw in raws
         ]
         return _ListLogStream(lines)
@@ -543,6 +365,7 @@ class _ListLogStream:
     def finished(self) -> bool:
         return not self._lines
 
+    @property
     def errors(self) -> list[str]:
         return []
 

@@ -1,6 +1,7 @@
-"""Log lines of Swarm services: parsing the engine's lines, a bounded thread-safe buffer, filters.
+"""The logs view's side of log lines: a bounded thread-safe buffer, filters.
 
-Pure code (no Docker): the backend feeds raw lines in, the logs screen reads :class:`LogLine`s.
+Pure code (no Docker). Lines are ``deployer.logs.LogLine``s, read by the deployer's own reader
+(``deployer.actions.logs``), the same one ``deployer logs`` uses.
 """
 
 from __future__ import annotations
@@ -8,60 +9,15 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+
+from deployer.logs import LogLine
+
+__all__ = ["DEFAULT_CAPACITY", "LogBuffer", "LogLine", "compile_pattern", "matches"]
 
 #: Lines kept for a logs view; older ones are dropped (a chatty service must not eat the memory).
 DEFAULT_CAPACITY = 10_000
 
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))\s")
-_DETAILS = re.compile(r"^((?:[\w.\-]+=[^,\s]*)(?:,[\w.\-]+=[^,\s]*)*)\s")
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One line a service wrote, with where it came from."""
-
-    service: str
-    text: str
-    timestamp: str = ""
-    task_id: str = ""
-    source: str = ""  # "<service>.<slot>" when the task is known, else the service name
-
-    def render(self, *, timestamps: bool, prefix: bool) -> str:
-        """The line as the logs view shows it."""
-        parts = []
-        if timestamps and self.timestamp:
-            parts.append(self.timestamp)
-        if prefix:
-            parts.append(f"{self.source or self.service} |")
-        parts.append(self.text)
-        return " ".join(parts)
-
-
-def parse_log_line(
-    raw: str, service: str, task_sources: Mapping[str, str] | None = None
-) -> LogLine:
-    """Split a line from the service logs endpoint (``timestamps`` and ``details`` on).
-
-    The engine writes ``<RFC3339 timestamp> <k=v,k=v details> <text>``; both prefixes are
-    optional so lines read without them parse too. ``task_sources`` maps task ids to a display
-    source such as ``web.1``.
-    """
-    text = raw.rstrip("\r\n")
-    timestamp = ""
-    match = _TIMESTAMP.match(text)
-    if match:
-        timestamp = match.group(1)
-        text = text[match.end() :]
-    task_id = ""
-    match = _DETAILS.match(text)
-    if match and "com.docker." in match.group(1):
-        details = dict(item.split("=", 1) for item in match.group(1).split(","))
-        task_id = details.get("com.docker.swarm.task.id", "")
-        text = text[match.end() :]
-    source = (task_sources or {}).get(task_id, service)
-    return LogLine(service=service, text=text, timestamp=timestamp, task_id=task_id, source=source)
 
 
 class LogBuffer:

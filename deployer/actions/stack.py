@@ -158,8 +158,11 @@ def rollback(ctx: ActionContext, *, to_revision: int | None, resolve_image: str,
                 ctx.events.step(ctx.host, "changed", f"create-{obj.kind}", obj.name, obj.key)
         argv = revision_argv(state, target, resolve_image)
         try:
-            redeploy(ctx.conn, state, revision, argv, timeout=ctx.timeout,
-                     on_progress=lambda svc: ctx.events.progress(ctx.host, svc))
+            if ctx.wait:
+                redeploy(ctx.conn, state, revision, argv, timeout=ctx.timeout,
+                         on_progress=lambda svc: ctx.events.progress(ctx.host, svc))
+            else:
+                ctx.conn.run(argv)
         except ConvergeError as exc:
             ctx.events.step(ctx.host, "failed", "rollback", f"revision {target}", exc.message,
                             argv)

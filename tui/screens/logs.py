@@ -20,8 +20,8 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Label, Log
 from textual.worker import get_current_worker
 
-from deployer.swarm import ServiceState, SwarmSnapshot
-from tui.backend import Backend, LogTarget
+from deployer.swarm import ServiceState
+from tui.backend import Backend
 from tui.logs import DEFAULT_CAPACITY, LogBuffer, LogLine, compile_pattern, matches
 from tui.messages import LogLinesReceived, LogStreamEnded
 from tui.screens.base import WorkerScreen
@@ -62,22 +62,10 @@ class LogsScreen(WorkerScreen):
         Binding("c", "clear", "Clear", id="logs.clear", show=False),
     ]
 
-    def __init__(self, snapshot: SwarmSnapshot, services: list[ServiceState], title: str) -> None:
+    def __init__(self, services: list[ServiceState], title: str) -> None:
         super().__init__()
         self._title = title
-        self._targets = [
-            LogTarget(
-                service_id=svc.id,
-                name=svc.short_name,
-                task_sources={
-                    t.id: f"{svc.short_name}.{t.slot}"
-                    if t.slot is not None
-                    else f"{svc.short_name}@{t.node_name}"
-                    for t in snapshot.tasks_of(svc)
-                },
-            )
-            for svc in services
-        ]
+        self._targets = list(services)
         self._prefix = len(services) > 1
         self._buffer = LogBuffer(CAPACITY)
         self._lines: deque[LogLine] = deque(maxlen=CAPACITY)
@@ -139,7 +127,7 @@ class LogsScreen(WorkerScreen):
         self.stream_logs(self._targets, TAIL_SIZES[self._tail_index])
 
     @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
-    def stream_logs(self, targets: list[LogTarget], tail: int | None) -> None:
+    def stream_logs(self, targets: list[ServiceState], tail: int | None) -> None:
         """Worker: read lines in chunks into the buffer until cancelled."""
         worker = get_current_worker()
         stream = self.backend.open_logs(targets, tail=tail)
@@ -162,7 +150,7 @@ class LogsScreen(WorkerScreen):
         finally:
             stream.close()
         if not worker.is_cancelled:
-            self.post_message(LogStreamEnded(stream.errors()))
+            self.post_message(LogStreamEnded(stream.errors))
 
     @on(LogLinesReceived)
     def _lines_received(self, _: LogLinesReceived) -> None:

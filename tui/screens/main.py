@@ -264,7 +264,7 @@ class MainScreen(WorkerScreen):
         from tui.screens.logs import LogsScreen
 
         assert self.snapshot is not None
-        self.app.push_screen(LogsScreen(self.snapshot, services, title))
+        self.app.push_screen(LogsScreen(services, title))
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -289,7 +289,7 @@ class MainScreen(WorkerScreen):
         def done(replicas: int | None) -> None:
             if replicas is not None:
                 self._scale_targets[svc.id] = replicas
-                self.scale_service(svc.id, svc.short_name, replicas)
+                self.scale_service(svc, replicas)
 
         self.app.push_screen(ScaleDialog(svc.short_name, svc.replicas_desired), done)
 
@@ -309,13 +309,13 @@ class MainScreen(WorkerScreen):
         if target == current:
             return
         self._scale_targets[svc.id] = target
-        self.scale_service(svc.id, svc.short_name, target)
+        self.scale_service(svc, target)
 
     @work(thread=True, group="action", exit_on_error=False)
-    def scale_service(self, service_id: str, name: str, replicas: int) -> None:
+    def scale_service(self, svc: ServiceState, replicas: int) -> None:
         """Worker: scale a service."""
-        self.backend.scale(service_id, replicas)
-        self.post_message(ServiceScaled(name, replicas))
+        self.backend.scale(svc, replicas)
+        self.post_message(ServiceScaled(svc.short_name, replicas))
 
     def _confirm(self, question: str, label: str, then: object) -> None:
         def answered(yes: bool | None) -> None:
@@ -331,14 +331,14 @@ class MainScreen(WorkerScreen):
             self._confirm(
                 f"Restart every task of {svc.short_name}?",
                 "Restart",
-                lambda: self.restart_service(svc.id, svc.short_name),
+                lambda: self.restart_service(svc),
             )
 
     @work(thread=True, group="action", exit_on_error=False)
-    def restart_service(self, service_id: str, name: str) -> None:
+    def restart_service(self, svc: ServiceState) -> None:
         """Worker: force an update of a service."""
-        self.backend.restart(service_id)
-        self.post_message(ServiceRestarted(name))
+        self.backend.restart(svc)
+        self.post_message(ServiceRestarted(svc.short_name))
 
     def action_rollback(self) -> None:
         """Roll the selected service back to its previous spec, after confirmation."""
@@ -347,14 +347,14 @@ class MainScreen(WorkerScreen):
             self._confirm(
                 f"Roll {svc.short_name} back to its previous spec?",
                 "Roll back",
-                lambda: self.rollback_service(svc.id, svc.short_name),
+                lambda: self.rollback_service(svc),
             )
 
     @work(thread=True, group="action", exit_on_error=False)
-    def rollback_service(self, service_id: str, name: str) -> None:
+    def rollback_service(self, svc: ServiceState) -> None:
         """Worker: roll a service back."""
-        self.backend.rollback(service_id)
-        self.post_message(ServiceRolledBack(name))
+        self.backend.rollback(svc)
+        self.post_message(ServiceRolledBack(svc.short_name))
 
     def action_remove(self) -> None:
         """Remove the selected service, after confirmation."""
@@ -363,14 +363,14 @@ class MainScreen(WorkerScreen):
             self._confirm(
                 f"Remove service {svc.name}? Its tasks stop; volumes are kept.",
                 "Remove",
-                lambda: self.remove_service(svc.id, svc.short_name),
+                lambda: self.remove_service(svc),
             )
 
     @work(thread=True, group="action", exit_on_error=False)
-    def remove_service(self, service_id: str, name: str) -> None:
+    def remove_service(self, svc: ServiceState) -> None:
         """Worker: remove a service."""
-        self.backend.remove(service_id)
-        self.post_message(ServiceRemoved(name))
+        self.backend.remove(svc)
+        self.post_message(ServiceRemoved(svc.short_name))
 
     # -- deploy -------------------------------------------------------------------------------
 
