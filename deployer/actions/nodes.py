@@ -62,6 +62,34 @@ def node_of(found: Sequence[NodeState], name: str) -> NodeState:
     raise ConfigError(f"the swarm has no node {name!r}", fix=f"its nodes: {known}")
 
 
+def summary(found: Sequence[NodeState]) -> list[str]:
+    """Lines for ``deployer status`` on a cluster (nothing on a one-node swarm): how many nodes
+    are ready, then each node that is not, with Swarm's reason (pure)."""
+    if len(found) < 2:
+        return []
+    ready = [n for n in found if n.state == "ready"]
+    lines = [f"nodes: {len(ready)}/{len(found)} ready"
+             + "".join(f", {n.hostname} {n.availability}" for n in ready
+                       if n.availability != "active")]
+    for node in found:
+        if node.state != "ready":
+            why = f" ({node.message})" if node.message else ""
+            lines.append(f"node {node.hostname} is {node.state.upper()}{why}: its tasks are "
+                         "rescheduled on the other nodes")
+    return lines
+
+
+def status_lines(ctx: ActionContext) -> list[str]:
+    """``summary`` of the manager's nodes for ``deployer status``; nothing when the engine
+    cannot list nodes (not a manager): the services table is what status is for."""
+    from deployer.errors import MlopsError
+
+    try:
+        return summary(nodes(ctx))
+    except MlopsError:
+        return []
+
+
 # ---------------------------------------------------------------------------------------------
 # plans (pure)
 

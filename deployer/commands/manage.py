@@ -175,13 +175,15 @@ def _each_host(args: argparse.Namespace, reporter: Reporter, command: str,
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from deployer.actions.nodes import status_lines
     from deployer.actions.services import snapshot
 
     reporter = Reporter(verbose=args.verbose)
     for host in hosts_of(args):
         stack = stack_name(host, args)
         with open_connector(host) as conn:
-            found = snapshot(_context(conn, stack, args, reporter))
+            ctx = _context(conn, stack, args, reporter)
+            found = snapshot(ctx)
             print(f"[{conn.host}] stack {stack}: {len(found.services)} service(s)")
             rows: list[tuple[str, ...]] = [
                 (s.short_name, s.replicas_text, s.image, ", ".join(str(p) for p in s.ports),
@@ -189,6 +191,8 @@ def run_status(args: argparse.Namespace) -> int:
                 for s in found.services
             ]
             print(_table(rows, COLUMNS))
+            for line in status_lines(ctx):  # a cluster's nodes not ready (none on one node)
+                print(line)
     return 0
 
 
