@@ -16,7 +16,14 @@ from datetime import timedelta
 
 from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
-from deployer.swarm import ServiceState, SwarmApi, SwarmSnapshot, TaskState, read_snapshot
+from deployer.swarm import (
+    ServiceState,
+    SwarmApi,
+    SwarmSnapshot,
+    TaskState,
+    parse_nodes,
+    read_snapshot,
+)
 
 #: Update states meaning Swarm refused the new spec (its own rollback ran or the update paused).
 FAILED_UPDATE_STATES = frozenset({"rollback_started", "rollback_paused", "rollback_completed",
@@ -25,6 +32,11 @@ FAILED_UPDATE_STATES = frozenset({"rollback_started", "rollback_paused", "rollba
 MAX_FAILED_TASKS = 2
 #: Tasks may be stamped slightly before the service's UpdatedAt (clock granularity).
 _SKEW = timedelta(seconds=1)
+#: How long a task may wait for a node before the wait gives up (seconds). Swarm keeps such a
+#: task pending for ever ("no suitable node (...)": a constraint no node satisfies, max
+#: replicas per node reached, no resources); a short grace lets a node that is just joining
+#: or a task that is just moving settle it first.
+UNSCHEDULABLE_GRACE = 8.0
 
 
 @dataclass(frozen=True)
@@ -35,11 +47,14 @@ class Failure:
     reason: str
     task_error: str = ""
     exit_code: int | None = None
+    #: The node the failing task was on (empty: not placed on any, or a one-node swarm's).
+    node: str = ""
 
     def describe(self) -> str:
         text = f"{self.service}: {self.reason}"
         if self.task_error:
-            text += f"; task error: {self.task_error}"
+            where = f" on node {self.node}" if self.node else ""
+            text += f"; task error{where}: {self.task_error}"
         if self.exit_code is not None:
             text += f" (exit code {self.exit_code})"
         return text
@@ -64,16 +79,60 @@ def failure_of(snapshot: SwarmSnapshot, service: ServiceState) -> Failure | None
     latest = max(failed, key=lambda t: t.timestamp, default=None)
     error = (latest.error or latest.message) if latest else ""
     code = latest.exit_code if latest else None
+    node = _node_name(snapshot, latest) if latest else ""
     if service.update_state in FAILED_UPDATE_STATES:
         reason = f"update failed, Swarm state {service.update_state}"
         if service.update_message:
             reason += f" ({service.update_message})"
-        return Failure(service.short_name, reason, error, code)
+        return Failure(service.short_name, reason, error, code, node)
     if len(failed) >= MAX_FAILED_TASKS:
-        return Failure(service.short_name, f"{len(failed)} task(s) failed", error, code)
+        rejected = [t for t in failed if t.state == "rejected"]
+        reason = f"{len(failed)} task(s) failed"
+        if rejected:
+            # Rejected: the node could not even start it (e.g. "No such image" there).
+            nodes = sorted({_node_name(snapshot, t) for t in rejected} - {""})
+            reason += f" ({len(rejected)} rejected" + (
+                f" by {', '.join(nodes)})" if nodes else ")")
+        return Failure(service.short_name, reason, error, code, node)
     if service.is_job and service.health == "failed" and failed:
-        return Failure(service.short_name, "job failed", error, code)
+        return Failure(service.short_name, "job failed", error, code, node)
     return None
+
+
+def _node_name(snapshot: SwarmSnapshot, task: TaskState) -> str:
+    # Without nodes in the snapshot the task only has the node's id: say nothing then (a
+    # one-node swarm, where the node is obvious).
+    if not task.node_id:
+        return ""
+    node = snapshot.node(task.node_id) if snapshot.nodes else None
+    return node.hostname if node else ""
+
+
+def failure_fix(failure: Failure) -> str:
+    """What to do about ``failure``, by what the task error says."""
+    error = failure.task_error
+    if "no suitable node" in error:
+        return ("no node satisfies the service's placement: compare its constraints and "
+                "max_replicas_per_node with the nodes' labels and availability "
+                "(`deployer nodes`), or add nodes")
+    if "No such image" in error:
+        where = f"node {failure.node}" if failure.node else "that node"
+        return (f"{where} lacks the image: get it onto every node that may run the service "
+                "(or constrain the service to nodes that have it)")
+    return f"see `deployer logs {failure.service}` and the task error above"
+
+
+def unschedulable(snapshot: SwarmSnapshot, service: ServiceState) -> list[TaskState]:
+    """The service's tasks Swarm cannot place: pending with "no suitable node (...)"."""
+    return [t for t in snapshot.current_tasks_of(service)
+            if t.state == "pending" and "no suitable node" in (t.error or t.message)]
+
+
+def unschedulable_failure(service: ServiceState, task: TaskState, waited: float) -> Failure:
+    """The failure of a task that found no node for ``waited`` seconds (pure)."""
+    return Failure(service.short_name,
+                   f"a task found no node to run on for {waited:.0f} s",
+                   task.error or task.message)
 
 
 def progress_line(service: ServiceState) -> str:
@@ -103,19 +162,25 @@ def wait_converged(
     interval: float = 0.5,
     on_progress: Callable[[ServiceState], None] | None = None,
     rolled_back: Collection[str] = (),
+    unschedulable_grace: float = UNSCHEDULABLE_GRACE,
 ) -> SwarmSnapshot:
     """Poll until every service of ``stack`` converged; return the final snapshot.
 
     ``expected`` names services that must exist (short names) before it can count as converged.
     ``rolled_back`` names services whose rollback was requested (``docker service rollback``):
-    for them a completed rollback is the goal, not a refused update.
+    for them a completed rollback is the goal, not a refused update. A task Swarm cannot place
+    on any node for ``unschedulable_grace`` seconds fails the wait with Swarm's reason.
     Raises ``DeployError`` naming the failing service, its task error and exit code, or the
     services still pending at the timeout. ``on_progress`` gets each service whose line changed.
     """
     deadline = time.monotonic() + timeout
     want = set(expected)
     shown: dict[str, str] = {}
+    # task id -> when this wait first saw it unplaceable (monotonic; the engine's clock may
+    # differ from ours, so never the task's own timestamp).
+    pending_since: dict[str, float] = {}
     while True:
+        now = time.monotonic()
         with docker_errors(host):
             snapshot = read_snapshot(api, stack, include_nodes=False)
         services = [
@@ -127,14 +192,26 @@ def wait_converged(
             if on_progress and shown.get(service.short_name) != line:
                 shown[service.short_name] = line
                 on_progress(service)
+        stuck: dict[str, float] = {}
         for service in services:
             failure = failure_of(snapshot, service)
+            for task in unschedulable(snapshot, service):
+                stuck[task.id] = pending_since.get(task.id, now)
+                if failure is None and now - stuck[task.id] >= unschedulable_grace:
+                    failure = unschedulable_failure(service, task, now - stuck[task.id])
+            if failure and failure.task_error and not failure.node:
+                # Name the failing task's node: the nodes cost one more API call, so they are
+                # read only now, not on every poll.
+                with docker_errors(host):
+                    nodes = parse_nodes(api.nodes())
+                failure = failure_of(dataclasses.replace(snapshot, nodes=nodes), service) or (
+                    failure)
             if failure:
                 raise ConvergeError(
                     f"stack {stack} did not converge: {failure.describe()}",
-                    failure=failure,
-                    fix=f"see `deployer logs {failure.service}` and the task error above",
+                    failure=failure, fix=failure_fix(failure),
                 )
+        pending_since = stuck
         present = {s.short_name for s in services}
         if want <= present and services and all(s.converged for s in services):
             return snapshot
