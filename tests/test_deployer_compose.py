@@ -161,18 +161,20 @@ def test_cli_runs_the_chosen_compose_with_the_rendered_file(
     monkeypatch.chdir(tmp_path)  # no ./.env here: no --env-file
     out_dir = tmp_path / "out"
     code = main(["compose", "up", "-o", str(out_dir), "--set", "stack.name=dp2-compose",
-                 "--build", "llm-connector"])
+                 "--wait", "llm-connector"])
     captured = capsys.readouterr()
     assert code == 0, captured
     argv = record.read_text().splitlines()
     compose_file = out_dir / "docker-compose.yml"
     assert argv[:4] == ["--file", str(compose_file), "--project-name", "dp2-compose"]
-    assert argv[4:] == ["up", "--detach", "--remove-orphans", "--build", "llm-connector",
+    assert argv[4:] == ["up", "--detach", "--remove-orphans", "--wait", "llm-connector",
                         "key=dp2-compose-secret"]
     assert "dp2-compose-secret" not in compose_file.read_text()  # from the environment only
     doc = yaml.safe_load(compose_file.read_text())
-    context = out_dir / doc["services"]["llm-connector"]["build"]["context"]
-    assert (context / "Dockerfile").is_file()  # build contexts resolve from the file's folder
+    build = doc["services"]["llm-connector"]["build"]
+    context = out_dir / build["context"]
+    # build contexts resolve from the file's folder
+    assert (context / build.get("dockerfile", "Dockerfile")).is_file()
     assert "changed: [local] compose-up dp2-compose" in captured.err
 
     # A failing compose command is reported failed with its exit code.

@@ -12,12 +12,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.commands.render import add_values_arguments
 from deployer.compose import ACTIONS, ComposeOptions, choose, compose_argv, probe
 from deployer.errors import ConfigError
 from deployer.output import Reporter
+
+if TYPE_CHECKING:
+    from deployer.values import StackValues
 
 HOST = "local"
 
@@ -57,9 +60,13 @@ def register(subparsers: Any) -> None:
         if action != "down":
             a.add_argument("services", nargs="*", metavar="SERVICE")
         if action == "up":
-            a.add_argument("--build", action="store_true", help="build images before starting")
+            a.add_argument("--build", action="store_true",
+                           help="first build the images of the named services (default: all) "
+                           "with the deployer's builder, as `deployer build` does; a service "
+                           "whose image changed is recreated, the others are left running")
             a.add_argument("--wait", action="store_true",
                            help="wait until the services are running and healthy")
+            _add_build_options(a)
         if action == "down":
             a.add_argument("--volumes", action="store_true",
                            help="also remove the named volumes (data is lost)")
@@ -73,9 +80,43 @@ def register(subparsers: Any) -> None:
         a.set_defaults(func=run_compose)
 
 
+def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    # The same options as `deployer build` (same dests): the same inputs give the same
+    # content-hash tags, so an unchanged service is not rebuilt.
+    group = parser.add_argument_group("build (with --build)")
+    group.add_argument("--base-image", metavar="IMAGE",
+                       help="BASE_IMAGE build argument (default: build.base_image of the values)")
+    group.add_argument("--ca-cert", dest="ca_certs", action="append", type=Path, default=[],
+                       metavar="FILE", help="extra CA certificate (PEM) installed in the images "
+                       "(repeatable; give the same ones as the first build to reuse its layers)")
+    group.add_argument("--no-cache", action="store_true",
+                       help="build even if the content hash is already built")
+    group.add_argument("--context-dir", type=Path, metavar="DIR",
+                       help="folder holding <service>/Dockerfile (default: the shipped services/)")
+
+
+def _build(args: argparse.Namespace, values: StackValues, services: list[str],
+           reporter: Reporter) -> bool:
+    """The deployer's builder, not Compose's: it adds the extra CA certificates to the build
+    context and skips unchanged images by content hash (Compose would rebuild them from a
+    context without the certificates, missing the cached dependency layers)."""
+    from deployer.build import Builder, BuildOptions
+    from deployer.engine.client import local_client
+
+    options = BuildOptions(base_image=args.base_image, ca_certs=tuple(args.ca_certs),
+                           no_cache=args.no_cache, context_dir=args.context_dir)
+    client = local_client()
+    try:
+        results = Builder(client, reporter, options).build(values, services)
+    finally:
+        client.close()
+    return not any(r.status == "failed" for r in results)
+
+
 def _options(args: argparse.Namespace) -> ComposeOptions:
+    # `--build` is done by the deployer before `compose up` (see _build), never by Compose.
     return ComposeOptions(
-        build=getattr(args, "build", False), wait=getattr(args, "wait", False),
+        build=False, wait=getattr(args, "wait", False),
         volumes=getattr(args, "volumes", False), follow=getattr(args, "follow", False),
         tail=getattr(args, "tail", None), since=getattr(args, "since", None),
         all=getattr(args, "all", False),
@@ -114,6 +155,10 @@ def run_compose(args: argparse.Namespace) -> int:
     argv = compose_argv(cli, path, stack, args.action, services=services,
                         env_file=_env_file(args), options=_options(args))
     reporter = Reporter(verbose=args.verbose, stream=sys.stderr)
+    if args.action == "up" and args.build and not _build(args, values, services, reporter):
+        reporter.text("not starting: a build failed")
+        reporter.recap()
+        return reporter.exit_code()
     if args.verbose:
         reporter.info(f"{cli.describe()}: $ {' '.join(argv)}")
     # The compose CLI talks to the terminal itself (progress, tables, log colours, Ctrl-C).
