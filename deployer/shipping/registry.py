@@ -109,7 +109,7 @@ class LocalRegistry:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._take_lock(wait_lock)
         self._stop_leftover()
-        self.port = _free_port()
+        self.port = self._stable_port()
         config = self.dir / "config.yml"
         config.write_text(config_text(self.dir / "data", self.port))
         log = (self.dir / "registry.log").open("ab")
@@ -131,6 +131,24 @@ class LocalRegistry:
             f"the local registry ({BINARY}) did not start on {self.address}",
             fix=f"see {self.dir / 'registry.log'}",
         )
+
+    def _stable_port(self) -> int:
+        # The same port every session: the engine remembers which layers it pushed where by
+        # registry host:port, and only then mounts them into a new repository instead of
+        # compressing and uploading them again.
+        path = self.dir / "port"
+        try:
+            port = int(path.read_text().strip())
+            with socket.socket() as sock:
+                # As the registry binds (Go sets it): a port in TIME_WAIT from our last
+                # session is free to reuse.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))
+            return port
+        except (OSError, ValueError):
+            port = _free_port()
+            path.write_text(f"{port}\n")
+            return port
 
     def _take_lock(self, wait: float) -> None:
         handle = (self.dir / "lock").open("w")
