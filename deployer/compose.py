@@ -72,6 +72,7 @@ class ComposeOptions:
 
     build: bool = False  # up: build images first
     wait: bool = False  # up: wait until services are running/healthy
+    no_deps: bool = False  # up: the named services only, not the ones they depend on
     volumes: bool = False  # down: remove named volumes too
     follow: bool = False  # logs
     tail: str | None = None  # logs
@@ -188,6 +189,8 @@ def compose_argv(
             argv.append("--build")
         if options.wait:
             argv.append("--wait")
+        if options.no_deps:
+            argv.append("--no-deps")
     elif action == "down":
         argv.append("--remove-orphans")
         if options.volumes:

@@ -78,6 +78,9 @@ def test_argv_per_action() -> None:
     assert compose_argv(PLUGIN, FILE, "mlops", "up", services=["minio"],
                         options=ComposeOptions(build=True, wait=True)) == [
         *base, "up", "--detach", "--remove-orphans", "--build", "--wait", "minio"]
+    assert compose_argv(PLUGIN, FILE, "mlops", "up", services=["minio"],
+                        options=ComposeOptions(no_deps=True)) == [
+        *base, "up", "--detach", "--remove-orphans", "--no-deps", "minio"]
     assert compose_argv(PLUGIN, FILE, "mlops", "down", options=ComposeOptions(volumes=True)) == [
         *base, "down", "--remove-orphans", "--volumes"]
     assert compose_argv(PLUGIN, FILE, "mlops", "ps", options=ComposeOptions(all=True)) == [

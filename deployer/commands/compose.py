@@ -115,8 +115,11 @@ def _build(args: argparse.Namespace, values: StackValues, services: list[str],
 
 def _options(args: argparse.Namespace) -> ComposeOptions:
     # `--build` is done by the deployer before `compose up` (see _build), never by Compose.
+    # The dev loop (`up --build SERVICE`) touches that service only: its dependencies (e.g.
+    # the bucket-init job on the same image) are neither recreated nor run again.
+    building = getattr(args, "build", False) and bool(getattr(args, "services", None))
     return ComposeOptions(
-        build=False, wait=getattr(args, "wait", False),
+        build=False, wait=getattr(args, "wait", False), no_deps=building,
         volumes=getattr(args, "volumes", False), follow=getattr(args, "follow", False),
         tail=getattr(args, "tail", None), since=getattr(args, "since", None),
         all=getattr(args, "all", False),
