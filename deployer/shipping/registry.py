@@ -125,7 +125,7 @@ class LocalRegistry:
                 break
             if self._answers():
                 return
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.stop()
         raise RegistryUnavailable(
             f"the local registry ({BINARY}) did not start on {self.address}",

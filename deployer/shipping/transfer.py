@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -83,6 +85,9 @@ class Shipper:
         self._registry: LocalRegistry | None = None
         self._forward: RemoteForward | None = None
         self._opened = False
+        # Pushes into the local registry run ahead on one thread while the target pulls.
+        self._pusher: ThreadPoolExecutor | None = None
+        self._pushes: dict[tuple[str, str], Future[LayerStats]] = {}
         #: Why this session ships whole images (None: layer mode).
         self.fallback_reason: str | None = None
         self.reports: list[ShipReport] = []
@@ -122,8 +127,26 @@ class Shipper:
         self.fallback_reason = reason
         self.events.info(f"shipping whole images (docker save | docker load): {reason}")
 
+    def prepare(self, images: Iterable[tuple[str, str]]) -> None:
+        """Start pushing ``(image_id, ref)`` pairs into the local registry, in order, in the
+        background: the target pulls one image while the next one is compressed and pushed."""
+        self._open()
+        if self._registry is None:
+            return
+        if self._pusher is None:
+            self._pusher = ThreadPoolExecutor(1, thread_name_prefix="ship-push")
+        registry = self._registry
+        for image_id, ref in images:
+            if (image_id, ref) not in self._pushes:
+                self._pushes[(image_id, ref)] = self._pusher.submit(
+                    self._push_local, image_id, ref, registry)
+
     def close(self) -> None:
         """Cancel the forward and stop the registry process (by its pidfile). Safe twice."""
+        pusher, self._pusher = self._pusher, None
+        if pusher is not None:
+            pusher.shutdown(wait=True, cancel_futures=True)
+        self._pushes.clear()
         forward, self._forward = self._forward, None
         registry, self._registry = self._registry, None
         try:
@@ -167,26 +190,33 @@ class Shipper:
             on_progress=lambda n: self.events.info(f"{ref}: {human(n)} sent"))
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
+    def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
+        """``docker push`` into the local registry: only layers it lacks are compressed and
+        uploaded. The temporary ``127.0.0.1:PORT/...`` tag is removed again."""
+        repo, tag = ship.split_ref(ref)
+        pushed_repo = f"{registry.address}/{repository_path(repo)}"
+        self.events.info(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
+        self.events.info(f"$ docker push {pushed_repo}:{tag}", level=1)
+        with docker_errors("local"):
+            self.local.api.tag(image_id, pushed_repo, tag)
+            try:
+                return follow(self.local.api.push(pushed_repo, tag, stream=True, decode=True),
+                              pull=False)
+            finally:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)
+
     def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry,
                      forward: RemoteForward) -> ShipReport:
         repo, tag = ship.split_ref(ref)
         path = repository_path(repo)
-        pushed_repo = f"{registry.address}/{path}"
         pulled_repo = f"127.0.0.1:{forward.port}/{path}"
         say = self.events.info
-        # The local side: push the layers the registry lacks.
-        say(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
-        say(f"$ docker push {pushed_repo}:{tag}", level=1)
-        with docker_errors("local"):
-            self.local.api.tag(image_id, pushed_repo, tag)
-            try:
-                pushed = follow(self.local.api.push(pushed_repo, tag, stream=True, decode=True),
-                                pull=False)
-            finally:
-                with contextlib.suppress(docker.errors.APIError):
-                    self.local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)
+        future = self._pushes.pop((image_id, ref), None)
+        pushed = (future.result() if future is not None
+                  else self._push_local(image_id, ref, registry))
         say(f"{ref}: {len(pushed.moved)} of {pushed.layers} layers pushed to the local "
-            f"registry ({human(pushed.total_bytes)})")
+            f"registry ({human(pushed.total_bytes)} uncompressed)")
         # The target side: pull through the forward, only layers the engine lacks.
         client = self.conn.docker_client()
         before = forward.bytes_to_target

@@ -1,0 +1,95 @@
+"""Pure parts of deployer.shipping: progress streams in, layer and byte counts out; names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployer.shipping.progress import StreamError, follow, human
+from deployer.shipping.registry import config_text
+from deployer.shipping.transfer import ShipReport, repository_path
+
+# Recorded from docker 20.10 (pull of an image whose base the engine had, one new layer).
+PULL: list[dict[str, Any]] = [
+    {"status": "Pulling from dp-ship/app", "id": "x-b"},
+    {"status": "Already exists", "progressDetail": {}, "id": "1b1c009d96f1"},
+    {"status": "Already exists", "progressDetail": {}, "id": "e63840dfb784"},
+    {"status": "Pulling fs layer", "progressDetail": {}, "id": "5d9e1a2b3c4d"},
+    {"status": "Downloading", "progressDetail": {"current": 120, "total": 211},
+     "id": "5d9e1a2b3c4d"},
+    {"status": "Download complete", "progressDetail": {}, "id": "5d9e1a2b3c4d"},
+    {"status": "Extracting", "progressDetail": {"current": 211, "total": 211},
+     "id": "5d9e1a2b3c4d"},
+    {"status": "Pull complete", "progressDetail": {}, "id": "5d9e1a2b3c4d"},
+    {"status": "Digest: sha256:" + "ab" * 32},
+    {"status": "Status: Downloaded newer image for 127.0.0.1:4000/dp-ship/app:x-b"},
+]
+PUSH: list[dict[str, Any]] = [
+    {"status": "The push refers to repository [127.0.0.1:4000/dp-ship/app]"},
+    {"status": "Preparing", "progressDetail": {}, "id": "5d9e1a2b3c4d"},
+    {"status": "Pushing", "progressDetail": {"current": 512, "total": 1024},
+     "id": "5d9e1a2b3c4d"},
+    {"status": "Layer already exists", "progressDetail": {}, "id": "1b1c009d96f1"},
+    {"status": "Mounted from dp-ship/other", "progressDetail": {}, "id": "e63840dfb784"},
+    {"status": "Pushed", "progressDetail": {}, "id": "5d9e1a2b3c4d"},
+    {"status": "x-b: digest: sha256:" + "cd" * 32 + " size: 945"},
+    {"progressDetail": {}, "aux": {"Tag": "x-b", "Digest": "sha256:" + "cd" * 32, "Size": 945}},
+]
+
+
+def test_pull_counts_only_the_new_layer() -> None:
+    stats = follow(PULL, pull=True)
+    assert stats.moved == {"5d9e1a2b3c4d"}
+    assert stats.present == {"1b1c009d96f1", "e63840dfb784"}
+    assert stats.layers == 3 and stats.total_bytes == 211
+    assert stats.digest == "sha256:" + "ab" * 32
+
+
+def test_push_counts_pushed_vs_existing_and_mounted() -> None:
+    stats = follow(PUSH, pull=False)
+    assert stats.moved == {"5d9e1a2b3c4d"} and len(stats.present) == 2
+    assert stats.total_bytes == 1024
+    assert stats.digest == "sha256:" + "cd" * 32
+
+
+def test_up_to_date_pull_moves_nothing() -> None:
+    stats = follow([{"status": "Pulling from dp-ship/app", "id": "x"},
+                    {"status": "Digest: sha256:" + "ab" * 32},
+                    {"status": "Status: Image is up to date for 127.0.0.1:4000/dp-ship/app:x"}],
+                   pull=True)
+    assert stats.moved == set() and stats.total_bytes == 0
+
+
+def test_an_error_in_the_stream_raises_the_engines_message() -> None:
+    events: list[dict[str, Any]] = [{"status": "Preparing", "id": "a"},
+              {"errorDetail": {"message": "unauthorized: authentication required"},
+               "error": "unauthorized: authentication required"}]
+    with pytest.raises(StreamError, match="unauthorized: authentication required"):
+        follow(events, pull=False)
+
+
+@pytest.mark.parametrize(("repo", "path"), [
+    ("mlops/cnn-image", "mlops/cnn-image"),
+    ("mlops-standin", "mlops-standin"),
+    ("ghcr.io/team/app", "team/app"),
+    ("localhost/app", "app"),
+    ("10.0.0.5:5000/team/app", "team/app"),
+])
+def test_repository_path_drops_a_registry_host(repo: str, path: str) -> None:
+    assert repository_path(repo) == path
+
+
+def test_registry_config_listens_on_loopback_only(tmp_path: Path) -> None:
+    text = config_text(tmp_path, 41234)
+    assert "addr: 127.0.0.1:41234" in text and f"rootdirectory: {tmp_path}" in text
+    assert "0.0.0.0" not in text
+
+
+def test_report_describes_layers_and_bytes() -> None:
+    assert ShipReport("a:b", "layers", 3, 1, 6245, "").describe() == (
+        "1 of 3 layers pulled, 6.2 kB over SSH")
+    assert "docker save | docker load, 2.1 GB" in ShipReport(
+        "a:b", "save-load", 0, 0, 2_090_000_000, "why").describe()
+    assert human(999) == "999 B" and human(1_500_000) == "1.5 MB"
