@@ -393,6 +393,47 @@ class ComposeSettings(_Strict):
     )
 
 
+# host[:port][/path]: where registry mode pushes the images (no scheme: always HTTPS, except
+# the loopback addresses the engines treat as insecure).
+RegistryURL = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$"
+    ),
+    Field(description='A registry host[:port][/path] such as "registry.example.com:5000/team".'),
+]
+
+
+class Registry(_Strict):
+    """Registry mode: images are pushed here (only missing layers), the stack file pins them by
+    digest and every node pulls them with the deploy's registry auth. Credentials never come
+    from the values: ``$MLOPS_REGISTRY_USERNAME`` / ``$MLOPS_REGISTRY_PASSWORD``, else
+    ``username`` + ``password_file``."""
+
+    url: RegistryURL
+    username: NonEmpty | None = Field(
+        default=None, description="Login name (not a secret; $MLOPS_REGISTRY_USERNAME wins)."
+    )
+    password_file: NonEmpty | None = Field(
+        default=None,
+        description="A file holding the password, e.g. a mounted secret (used when "
+        "$MLOPS_REGISTRY_PASSWORD is unset). Never put the password itself in the values.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_credentials(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("password", "token", "auth"):
+                if key in data:
+                    raise ValueError(
+                        f"registry.{key}|credentials never go in the values file: export "
+                        "MLOPS_REGISTRY_PASSWORD, or set registry.password_file to a file "
+                        "holding it"
+                    )
+        return data
+
+
 class StackValues(_Strict):
     """The whole declared stack. Every renderer and tool reads this, never raw YAML."""
 
@@ -410,6 +451,9 @@ class StackValues(_Strict):
     mlflow: Mlflow = Mlflow()
     llm: Llm = Llm()
     compose: ComposeSettings = ComposeSettings()
+    registry: Registry | None = Field(
+        default=None, description="Registry mode (default: images are shipped over SSH)."
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> StackValues:
@@ -650,6 +694,7 @@ _NEW_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("compose", "bind_address"), None),
     (("compose", "publish_default_credentials"), False),
     (("compose",), {}),
+    (("registry",), None),
 )
 
 
