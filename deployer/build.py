@@ -7,8 +7,9 @@ tag exists, the service is ``ok`` without running the builder at all. The image 
 (``mlops/<name>:latest``) is then pointed at it, so ``push`` pins and ships the new image ID.
 
 The context is streamed to the engine as a tar we assemble ourselves: the extra CA certificates are
-added under ``certs/`` in that stream (the Dockerfiles install ``certs/*.crt``), so the repository
-is never modified. The legacy builder runs (the API's ``/build`` without BuildKit).
+added under ``certs/`` in that stream (the Dockerfiles install ``certs/*.crt``), and the services'
+shared library (``<contexts>/mlops_serving``, when there is one) under ``mlops_serving/``, so the
+repository is never modified. The legacy builder runs (the API's ``/build`` without BuildKit).
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ __all__ = [
     "Builder",
     "build_targets",
     "content_tag",
+    "library_for",
     "load_ca_certs",
 ]
 
 HOST = "local"
 DOCKERFILE = "Dockerfile"
 CERTS_DIR = "certs"
+#: The services' shared library: a folder beside the service folders, sent under this name.
+LIBRARY_DIR = "mlops_serving"
+# What of the library is never sent (its own caches).
+_LIBRARY_IGNORE = ("**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.ruff_cache")
 #: Labels on every built image: which service, and the content hash it was built from.
 SERVICE_LABEL = "io.mlops.service"
 CONTEXT_LABEL = "io.mlops.build.context"
@@ -116,16 +122,21 @@ class BuildContext:
 
     ``files`` are paths relative to ``root`` (files, directories and symlinks) that
     ``.dockerignore`` lets through; ``extra`` are generated files (the CA certificates) added
-    under ``certs/``.
+    under ``certs/``; ``library_files`` are the paths of the shared library (relative to
+    ``library``) added under ``mlops_serving/``.
     """
 
     root: Path
     files: tuple[str, ...]
     extra: tuple[CaCert, ...] = ()
+    library: Path | None = None
+    library_files: tuple[str, ...] = ()
 
     @classmethod
-    def scan(cls, root: Path, extra: Sequence[CaCert] = ()) -> BuildContext:
-        """List what ``root`` sends, honouring its ``.dockerignore`` as the docker CLI does."""
+    def scan(cls, root: Path, extra: Sequence[CaCert] = (),
+             library: Path | None = None) -> BuildContext:
+        """List what ``root`` sends, honouring its ``.dockerignore`` as the docker CLI does,
+        plus the shared ``library`` folder (without its caches) when given."""
         patterns: list[str] = []
         ignore = root / ".dockerignore"
         if ignore.is_file():
@@ -135,8 +146,26 @@ class BuildContext:
                     patterns.append(line)
         files = sorted(str(p) for p in exclude_paths(str(root), patterns, dockerfile=DOCKERFILE))
         names = {f"{CERTS_DIR}/{c.name}" for c in extra}
-        # A generated certificate replaces a context file of the same name.
-        return cls(root, tuple(f for f in files if f not in names), tuple(extra))
+        # A generated certificate replaces a context file of the same name; the library
+        # replaces a folder of its name.
+        kept = tuple(f for f in files if f not in names
+                     and not (library is not None and _under(f, LIBRARY_DIR)))
+        lib_files: tuple[str, ...] = ()
+        if library is not None:
+            lib_files = tuple(sorted(
+                str(p) for p in exclude_paths(str(library), list(_LIBRARY_IGNORE),
+                                              dockerfile=DOCKERFILE)
+            ))
+        return cls(root, kept, tuple(extra), library, lib_files)
+
+    def entries(self) -> Iterator[tuple[str, Path]]:
+        """(name in the tar, path on disk) of every file, directory and symlink sent."""
+        for rel in self.files:
+            yield rel, self.root / rel
+        if self.library is not None:
+            yield LIBRARY_DIR, self.library
+            for rel in self.library_files:
+                yield f"{LIBRARY_DIR}/{rel}", self.library / rel
 
     def digest(self, base_image_id: str, build_args: Mapping[str, str]) -> str:
         """SHA-256 of everything the image is built from (content, modes, links, args, base).
@@ -145,8 +174,7 @@ class BuildContext:
         same hash, so its images are not rebuilt.
         """
         h = hashlib.sha256(_HASH_SCHEME)
-        for rel in self.files:
-            path = self.root / rel
+        for rel, path in self.entries():
             st = path.lstat()
             mode = stat.S_IMODE(st.st_mode)
             if stat.S_ISLNK(st.st_mode):
@@ -165,15 +193,16 @@ class BuildContext:
         return h.hexdigest()
 
     def write_tar(self, fileobj: IO[bytes]) -> None:
-        """The context as an uncompressed tar: the listed files, a ``certs/`` directory (always,
-        so ``COPY certs/ ...`` works without certificates) and the generated certificates."""
+        """The context as an uncompressed tar: the listed files, the library, a ``certs/``
+        directory (always, so ``COPY certs/ ...`` works without certificates) and the generated
+        certificates."""
         with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for rel in self.files:
-                info = tar.gettarinfo(str(self.root / rel), arcname=rel)
+            for rel, path in self.entries():
+                info = tar.gettarinfo(str(path), arcname=rel)
                 if info is None:
                     continue
                 if info.isfile():
-                    with (self.root / rel).open("rb") as f:
+                    with path.open("rb") as f:
                         tar.addfile(info, f)
                 else:
                     tar.addfile(info)
@@ -190,6 +219,16 @@ class BuildContext:
                 info.mtime = int(time.time())
                 tar.addfile(info, io.BytesIO(cert.data))
         fileobj.seek(0)
+
+
+def library_for(context: Path) -> Path | None:
+    """The shared library beside the build context ``context`` (``../mlops_serving``), if any."""
+    library = context.parent / LIBRARY_DIR
+    return library if library.is_dir() else None
+
+
+def _under(rel: str, folder: str) -> bool:
+    return rel == folder or rel.startswith(f"{folder}/")
 
 
 def _file_sha256(path: Path) -> str:
@@ -327,7 +366,7 @@ class Builder:
         name, image = target.service, target.image
         args = {"BASE_IMAGE": base}
         base_id = self._base_image_id(base, name)
-        context = BuildContext.scan(target.context, self._certs)
+        context = BuildContext.scan(target.context, self._certs, library_for(target.context))
         digest = context.digest(base_id, args)
         ref = content_tag(image, digest)
         argv = ["docker", "build", "--build-arg", f"BASE_IMAGE={base}", "-t", ref, "-t", image,

@@ -233,8 +233,10 @@ def test_bad_render_arguments(kwargs: dict[str, Any], message: str) -> None:
 def test_compose_shape_build_contexts_and_start_order() -> None:
     doc = yaml.safe_load(render(load_values(), "compose", build_root="../services").text)
     llm = doc["services"]["llm-connector"]
-    assert llm["build"] == {"context": "../services/llm-connector",
-                            "args": {"BASE_IMAGE": "python:3.11-slim"}}
+    # The folder of all contexts: the Dockerfile also copies the shared library beside it.
+    assert llm["build"] == {"context": "../services", "dockerfile": "llm-connector/Dockerfile",
+                            "args": {"BASE_IMAGE": "python:3.11-slim",
+                                     "SERVICE_DIR": "llm-connector"}}
     assert "build" not in doc["services"]["minio"]
     assert doc["services"]["mlflow-server"]["depends_on"] == {
         "minio": {"condition": "service_healthy"},
@@ -261,8 +263,11 @@ def test_cli_build_contexts_are_relative_to_the_output_dir(tmp_path: Path) -> No
     out = tmp_path / "deep" / "out"
     assert main(["render", "--target", "compose", "-o", str(out)]) == 0
     doc = yaml.safe_load((out / "docker-compose.yml").read_text())
-    context = out / doc["services"]["cnn-image"]["build"]["context"]
-    assert context.resolve() == (REPO / "services" / "cnn-image").resolve()
+    build = doc["services"]["cnn-image"]["build"]
+    context = out / build["context"]
+    assert context.resolve() == (REPO / "services").resolve()
+    assert (context / build["dockerfile"]).resolve() == (
+        REPO / "services" / "cnn-image" / "Dockerfile").resolve()
 
 
 def test_dollar_signs_in_user_values_stay_literal() -> None:

@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO / "tests" / "services"))
 
 from gradio_page import TITANIC_PASSENGER, open_tab, predict_titanic  # noqa: E402
 from svc_util import CLASSES, PALETTE, service_app, write_colour_archive  # noqa: E402
+from svcutil import pythonpath  # noqa: E402
 
 
 def _wait(probe: Callable[[], Any], ok: Callable[[Any], bool], timeout: float,
@@ -199,7 +200,9 @@ def cnn_champion(stack: E2EStack, tmp_path_factory: pytest.TempPathFactory) -> d
            "LEARNING_RATE": "0.003", "TF_CPP_MIN_LOG_LEVEL": "2"}
     health = _get_json(stack.url("cnn-image") + "/health")
     assert health["status"] == "waiting-for-model", health
-    proc = subprocess.run([sys.executable, "-m", "app.train"], cwd=REPO / "services" / "cnn-image",
+    env["PYTHONPATH"] = pythonpath(env)  # the shared library and cnn_image
+    proc = subprocess.run([sys.executable, "-m", "cnn_image.train"],
+                          cwd=REPO / "services" / "cnn-image",
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "registered cifar10-cnn version 1 as @champion" in proc.stdout

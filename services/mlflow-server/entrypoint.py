@@ -3,9 +3,10 @@
 Reads ``MLFLOW_BACKEND_STORE_URI``, ``MLFLOW_ARTIFACTS_DESTINATION``, ``MLFLOW_HOST``,
 ``MLFLOW_PORT``, ``MLFLOW_S3_ENDPOINT_URL`` and the credentials, either plain (Compose) or as
 ``<NAME>_FILE`` paths (Swarm secrets): ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
-``MLFLOW_BACKEND_STORE_PASSWORD`` (inserted into a postgres URI that has none). Then it replaces
-itself (exec) with ``mlflow server ... --workers 1``, so the server is the direct child of the
-container's init (``init: true``) and gets its signals.
+``MLFLOW_BACKEND_STORE_PASSWORD`` (inserted into a postgres URI that has none), read by the
+rules every service image shares (``mlops_serving.secrets``, standard library only, copied
+beside this file). Then it replaces itself (exec) with ``mlflow server ... --workers 1``, so the
+server is the direct child of the container's init (``init: true``) and gets its signals.
 
 Secrets never go on the command line (visible in any process list) nor into logs: they travel
 in the environment of the exec'd process, where ``mlflow server`` reads them (the backend store
@@ -19,6 +20,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from mlops_serving.secrets import SecretFileError, read_secrets
 
 FILE_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_BACKEND_STORE_PASSWORD")
 DEFAULT_BACKEND = "sqlite:////mlflow/mlflow.db"
@@ -34,22 +37,14 @@ class ConfigError(ValueError):
 
 
 def resolve_files(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with each ``<NAME>_FILE`` of :data:`FILE_VARS` read into ``NAME`` (and removed)."""
-    out = dict(env)
-    for name in FILE_VARS:
-        path = out.pop(f"{name}_FILE", "")
-        if not path:
-            continue
-        if out.get(name):
-            raise ConfigError(f"both {name} and {name}_FILE are set: set only one of them")
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path}: cannot read the file "
-                              f"({exc.strerror or exc})") from exc
-        if not value:
-            raise ConfigError(f"{name}_FILE={path}: the file is empty")
-        out[name] = value
+    """``env`` with each ``<NAME>_FILE`` of :data:`FILE_VARS` read into ``NAME`` (and removed),
+    by the rules every service image shares (:func:`mlops_serving.secrets.read_secret`)."""
+    try:
+        values = read_secrets(env, FILE_VARS)
+    except SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
+    out = {k: v for k, v in env.items() if k not in {f"{n}_FILE" for n in FILE_VARS}}
+    out.update(values)
     return out
 
 

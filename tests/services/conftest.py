@@ -21,8 +21,11 @@ def service_image(bed: dict[str, Any],
         if name in built:
             return built[name]
         context = tmp_path_factory.mktemp(f"ctx-{name}") / name
-        shutil.copytree(SERVICES / name, context,
-                        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))
+        ignore = shutil.ignore_patterns("__pycache__", ".mypy_cache")
+        shutil.copytree(SERVICES / name, context, ignore=ignore)
+        # The shared library goes beside the service's files, as `deployer build` sends it.
+        shutil.copytree(SERVICES / "mlops_serving", context / "mlops_serving", ignore=ignore)
+        (context / "certs").mkdir(exist_ok=True)
         for cert in sorted(HOST_CA_DIR.glob("*.crt")):
             shutil.copy(cert, context / "certs" / cert.name)
         tag = f"mlops-svctest/{name}:e2e"

@@ -25,7 +25,7 @@ CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer",
 
 
 class Passenger(BaseModel):
-    """sklearn-model's request body (services/sklearn-model/app/schemas.py)."""
+    """sklearn-model's request body (services/sklearn-model/sklearn_model/schemas.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,7 +94,7 @@ def cnn_app(received: list[dict[str, Any]]) -> FastAPI:
             raise HTTPException(status_code=422, detail="not an image") from None
         received.append({"filename": file.filename, "content_type": file.content_type,
                          "size": len(data), "top_k": top_k})
-        # cnn-image's answer (services/cnn-image/app/schemas.py, serialized by alias)
+        # cnn-image's answer (services/cnn-image/cnn_image/schemas.py, serialized by alias)
         return {"model": {"name": "cifar10-cnn", "version": "standin"},
                 "class": scores[0][0],
                 "top_k": [{"class": n, "probability": p} for n, p in scores[:top_k]],

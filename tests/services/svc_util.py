@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -13,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from svcutil import PACKAGES, REPO, SERVICES, pythonpath
 
-REPO = Path(__file__).resolve().parents[2]
-SERVICES = REPO / "services"
+__all__ = ["CLASSES", "PALETTE", "REPO", "SERVICES", "colour_images", "python_env",
+           "s3_keys_ending", "service_app", "wait_for", "write_colour_archive"]
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]
@@ -28,24 +28,9 @@ PALETTE = np.array([
 
 @contextmanager
 def service_app(service: str, *modules: str) -> Iterator[dict[str, types.ModuleType]]:
-    """Import ``app.<module>`` of ``services/<service>`` (each service has its own ``app``
-    package, so the others' are moved aside and put back afterwards)."""
-    path = str(SERVICES / service)
-
-    def _ours() -> dict[str, types.ModuleType]:
-        return {k: v for k, v in sys.modules.items() if k == "app" or k.startswith("app.")}
-
-    saved = _ours()
-    for key in saved:
-        del sys.modules[key]
-    sys.path.insert(0, path)
-    try:
-        yield {m: importlib.import_module(f"app.{m}") for m in modules}
-    finally:
-        sys.path.remove(path)
-        for key in _ours():
-            del sys.modules[key]
-        sys.modules.update(saved)
+    """The modules ``<package>.<module>`` of ``services/<service>`` by name (each service's
+    package is named after it, so they import side by side: nothing is moved aside)."""
+    yield {m: importlib.import_module(f"{PACKAGES[service]}.{m}") for m in modules}
 
 
 def s3_keys_ending(s3_client: Any, bucket: str, suffix: str) -> list[str]:
@@ -67,8 +52,10 @@ def wait_for(probe: Callable[[], Any], ok: Callable[[Any], bool], timeout: float
 
 
 def python_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus ``extra`` (for service subprocesses)."""
+    """This process's environment plus ``extra`` (for service subprocesses), with the
+    services' import paths on ``PYTHONPATH``."""
     env = dict(os.environ)
+    env["PYTHONPATH"] = pythonpath(env)
     env.update(extra)
     return env
 

@@ -14,6 +14,23 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "services"
+#: The Python package of each service folder that has one (named after the service).
+PACKAGES = {"sklearn-model": "sklearn_model", "cnn-image": "cnn_image",
+            "llm-connector": "llm_connector", "gradio-frontend": "gradio_frontend"}
+#: Where the services' code imports from: the shared library (services/mlops_serving), each
+#: service's package, the mlflow-server and S3 store entrypoints. All at once: every name is
+#: unique, so no service hides another's modules.
+IMPORT_PATHS = [str(SERVICES), *(str(SERVICES / name) for name in PACKAGES),
+                str(SERVICES / "mlflow-server"), str(SERVICES / "minio")]
+for _path in reversed(IMPORT_PATHS):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+
+def pythonpath(environ: dict[str, str] | None = None) -> str:
+    """``PYTHONPATH`` for a service subprocess: :data:`IMPORT_PATHS` before ``environ``'s."""
+    given = (os.environ if environ is None else environ).get("PYTHONPATH")
+    return os.pathsep.join([*IMPORT_PATHS, *([given] if given else [])])
 # Host ports owned by the service tests (other suites use other ranges on the shared engine).
 PORT_RANGE = range(19600, 19700)
 _handed_out: set[int] = set()
@@ -60,7 +77,7 @@ def _tail(log: Path | None, lines: int = 40) -> str:
 
 
 class ServiceProcess:
-    """Runs ``python -m app`` of ``services/<name>`` on 127.0.0.1:<port> with ``env``.
+    """Runs ``python -m <package>`` of ``services/<name>`` on 127.0.0.1:<port> with ``env``.
 
     Output goes to a log file (tests read it to check what was logged); stop() ends exactly
     this process (by its PID).
@@ -76,7 +93,7 @@ class ServiceProcess:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("GOOGLE_", "GEMINI_", "LLM_", "SKLEARN_", "CNN_"))}
         self._env = {**base, "HOST": "127.0.0.1", "PORT": str(port),
-                     "PYTHONUNBUFFERED": "1", **env}
+                     "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath(base), **env}
         self._out: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -84,7 +101,7 @@ class ServiceProcess:
         """Starts the process and waits for its health endpoint."""
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=SERVICES / self.name, env=self._env,
+            [sys.executable, "-m", PACKAGES[self.name]], cwd=SERVICES / self.name, env=self._env,
             stdout=self._out, stderr=subprocess.STDOUT,
         )
         wait_http(self.url + self._health, timeout_s, self.proc, self.log)

@@ -28,7 +28,7 @@ from svc_util import (
 )
 
 SERVICE = "cnn-image"
-MODULES = ("config", "cifar", "model", "registry", "main")
+MODULES = ("config", "cifar", "model", "flavour", "main")
 PER_BATCH = 60  # 5 x 60 = 300 training images, 100 test images
 
 
@@ -113,12 +113,14 @@ def test_any_image_size_becomes_one_input(cnn: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def trained(bed_environ: dict[str, str], archive: Path, run_tag: str) -> dict[str, str]:
-    """`python -m app.train` (the real CLI, as a process) registers a fresh model + alias."""
+    """`python -m cnn_image.train` (the real CLI, as a process) registers a fresh model +
+    alias."""
     name = f"t-cifar-{run_tag}"
     env = python_env({**bed_environ, "CIFAR10_DIR": str(archive), "MODEL_NAME": name,
                       "MLFLOW_EXPERIMENT_NAME": name, "EPOCHS": "6", "BATCH_SIZE": "32",
                       "LEARNING_RATE": "0.003", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    proc = subprocess.run([sys.executable, "-m", "app.train"], cwd=SERVICES / SERVICE, env=env,
+    proc = subprocess.run([sys.executable, "-m", "cnn_image.train"], cwd=SERVICES / SERVICE,
+                          env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"registered {name} version 1 as @champion" in proc.stdout
@@ -266,7 +268,7 @@ def test_no_data_waits_healthy_then_loads_the_registered_champion(
         assert f"no {trained['name']}@{alias} registered, and training one failed" \
             in body["detail"]
         assert str(empty) in body["detail"]
-        assert "CIFAR10_DIR" in body["fix"] and "python -m app.train" in body["fix"]
+        assert "CIFAR10_DIR" in body["fix"] and "python -m cnn_image.train" in body["fix"]
         resp = client.post("/predict", files={"file": ("x.png", png([0, 0, 0], (8, 8)),
                                                        "image/png")})
         assert resp.status_code == 503

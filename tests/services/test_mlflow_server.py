@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from svc_util import SERVICES, s3_keys_ending, wait_for
+from svcutil import pythonpath
 
 ENTRYPOINT = SERVICES / "mlflow-server" / "entrypoint.py"
 PORT = 19510
@@ -100,7 +101,8 @@ def test_stack_name_is_an_allowed_host(ep: types.ModuleType, tmp_path: Path) -> 
 
 
 def test_bad_settings_exit_2_without_starting(tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], **base_env(tmp_path), "MLFLOW_PORT": "nope"}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": pythonpath({}), **base_env(tmp_path),
+           "MLFLOW_PORT": "nope"}
     proc = subprocess.run([sys.executable, str(ENTRYPOINT)], env=env, capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 2
@@ -118,6 +120,7 @@ def server(bed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
     (tmp / "sk").write_text(s3["secret_key"] + "\n")
     prefix = f"t-mlflow-server-{run_tag}"
     env = {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp),
+           "PYTHONPATH": pythonpath({}),
            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp}/mlflow.db",
            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{s3['bucket']}/{prefix}",
            "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(PORT),

@@ -20,7 +20,7 @@ from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from PIL import Image
 from svc_util import CLASSES, PALETTE, SERVICES, service_app, wait_for, write_colour_archive
 
-from deployer.build import BuildContext, load_ca_certs
+from deployer.build import BuildContext, library_for, load_ca_certs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def build(engine: docker.DockerClient, bed: dict[str, Any]) -> Callable[[str], s
     certs = load_ca_certs(_ca_files())
 
     def _build(service: str) -> str:
-        context = BuildContext.scan(SERVICES / service, certs)
+        context = BuildContext.scan(SERVICES / service, certs, library_for(SERVICES / service))
         with tempfile.TemporaryFile() as tar:
             context.write_tar(tar)
             tag = f"mlops/{service}:latest"

@@ -1,31 +1,18 @@
-"""Pure functions of the services, loaded by file path (each service has its own `app` package,
-so they are not importable side by side)."""
+"""Pure functions of the services (each service's code is importable side by side: its package
+is named after it; the S3 store entrypoint is the module ``s3store``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
-from svcutil import SERVICES
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-s3store = _load("svc_s3store", SERVICES / "minio" / "app" / "s3store.py")
-clients = _load("svc_frontend_clients", SERVICES / "gradio-frontend" / "app" / "clients.py")
-
+import s3store
+from gradio_frontend import clients
+from svcutil import PACKAGES, SERVICES
 
 # --- S3 store entrypoint ----------------------------------------------------------------------
 
@@ -137,9 +124,9 @@ def test_error_descriptions() -> None:
 # --- the model stand-ins speak the real services' schemas ----------------------------------
 
 def _schemas(service: str) -> ModuleType:
-    path = SERVICES / service / "app" / "schemas.py"
+    path = SERVICES / service / PACKAGES[service] / "schemas.py"
     assert path.exists(), f"{path} is gone: update the frontend's client and its stand-ins"
-    return _load(f"svc_{service.replace('-', '_')}_schemas", path)
+    return importlib.import_module(f"{PACKAGES[service]}.schemas")
 
 
 def test_sklearn_standin_matches_sklearn_model_schemas() -> None:

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from svc_util import SERVICES, python_env, s3_keys_ending, service_app, wait_for
 
 SERVICE = "sklearn-model"
-MODULES = ("config", "data", "model", "registry", "loader", "main")
+MODULES = ("config", "data", "model", "flavour", "main")
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,13 @@ def test_credentials_file_unreadable(sk: dict[str, Any], tmp_path: Path,
 
 @pytest.fixture(scope="module")
 def trained(bed_environ: dict[str, str], titanic_csv: Path, run_tag: str) -> dict[str, str]:
-    """`python -m app.train` (the real CLI, as a process) registers a fresh model + alias."""
+    """`python -m sklearn_model.train` (the real CLI, as a process) registers a fresh model +
+    alias."""
     name = f"t-titanic-{run_tag}"
     env = python_env({**bed_environ, "TITANIC_CSV": str(titanic_csv), "MODEL_NAME": name,
                       "MLFLOW_EXPERIMENT_NAME": f"t-titanic-{run_tag}", "N_ESTIMATORS": "150"})
-    proc = subprocess.run([sys.executable, "-m", "app.train"], cwd=SERVICES / SERVICE, env=env,
+    proc = subprocess.run([sys.executable, "-m", "sklearn_model.train"], cwd=SERVICES / SERVICE,
+                          env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"registered {name} version 1 as @champion" in proc.stdout
@@ -255,7 +257,7 @@ def test_no_model_and_no_training_waits_healthy_then_loads_it(
         body = health.json()
         assert f"no {trained['name']}@{alias} registered" in body["detail"]
         assert "TRAIN_IF_MISSING is false" in body["detail"]
-        assert "python -m app.train" in body["fix"] and body["model"] is None
+        assert "python -m sklearn_model.train" in body["fix"] and body["model"] is None
         resp = client.post("/predict", json={"pclass": 1, "sex": "male"})
         assert resp.status_code == 503
         detail = resp.json()["detail"]

@@ -1,0 +1,31 @@
+"""FastAPI dependencies of the model services, as ``Annotated`` aliases for the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from mlops_serving.loader import ModelState
+from mlops_serving.registry import LoadedModel
+
+
+def get_state(request: Request) -> ModelState:
+    """The model loader's state."""
+    state: ModelState = request.app.state.model_state
+    return state
+
+
+def get_loaded(state: Annotated[ModelState, Depends(get_state)]) -> LoadedModel[Any]:
+    """The served model, or 503 while there is none (with the loader's reason and the fix)."""
+    snap = state.get()
+    if snap.model is None:
+        detail = f"no model loaded yet ({snap.status}): {snap.detail}"
+        if snap.fix:
+            detail += f". To fix: {snap.fix}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail)
+    return snap.model
+
+
+StateDep = Annotated[ModelState, Depends(get_state)]
+LoadedDep = Annotated[LoadedModel[Any], Depends(get_loaded)]
