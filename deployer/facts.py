@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
-
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
 from deployer.operations import ManagerFacts
@@ -32,11 +31,7 @@ def stack_state(conn: Connector, stack: str) -> StackState:
 
 def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:
     """The ID of image ``ref`` on the engine of ``client``, or None if absent."""
-    with docker_errors(host):
-        try:
-            return str(client.api.inspect_image(ref)["Id"])
-        except docker.errors.ImageNotFound:
-            return None
+    return objects.image_id(client, ref, host)
 
 
 def manager_facts(client: docker.DockerClient, host: str) -> ManagerFacts:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from deployer.options import DEFAULT_RESOLVE_IMAGE
 from deployer.state import StackState
 
 StepKind = Literal[
@@ -24,13 +25,6 @@ StepKind = Literal[
 #: Label put on the secrets the deployer creates, naming their stack and logical secret.
 SECRET_STACK_LABEL = "io.mlops.stack"
 SECRET_KEY_LABEL = "io.mlops.secret"
-
-RESOLVE_IMAGE_CHOICES = ("never", "always", "changed")
-#: Without a registry (the common case for this tool: images are shipped, not pulled), any
-#: other mode makes the CLI query a registry for every service (~20 s each without DNS) and
-#: then keep the local image anyway. Users deploying registry images can pass ``always``.
-DEFAULT_RESOLVE_IMAGE = "never"
-
 
 def sha256(data: str | bytes) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
@@ -209,6 +203,8 @@ def plan_push(
     for ref, services in sorted(users.items()):
         image = by_ref[ref]
         detail = f"{_short_id(image.id)} for {', '.join(services)}"
+        if "@sha256:" in ref:
+            continue  # registry mode: pinned by digest, every node pulls it on deploy
         if image.id not in manager.image_ids:
             steps.append(Step("ship-image", ref, detail))
         elif ref not in manager.image_tags:

@@ -8,16 +8,13 @@ manager's own. Objects are found by label, never by name pattern: the stack name
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import docker.errors
-
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
-from deployer.errors import DeployError
 from deployer.operations import SECRET_STACK_LABEL
+from deployer.polling import poll_until
 from deployer.swarm import STACK_LABEL
 
 if TYPE_CHECKING:
@@ -66,20 +63,12 @@ def stack_objects(client: docker.DockerClient, stack: str, host: str) -> StackOb
         )
 
 
-def _poll(what: str, done: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() >= deadline:
-            raise DeployError(f"{what} within {timeout:g} s",
-                              fix="check `docker service ls` / `docker ps` on the manager and "
-                              "rerun `deployer remove` (it continues where it stopped)")
-        time.sleep(interval)
-
-
 def wait_gone(client: docker.DockerClient, stack: str, host: str, timeout: float) -> None:
     """Until the stack's services and networks are gone."""
-    _poll(f"stack {stack}'s services and networks were not removed",
-          lambda: not stack_objects(client, stack, host).deployed, timeout)
+    poll_until(f"stack {stack}'s services and networks were not removed",
+               lambda: not stack_objects(client, stack, host).deployed, timeout,
+               fix="check `docker service ls` / `docker ps` on the manager and rerun "
+               "`deployer remove` (it continues where it stopped)")
 
 
 def remove_task_containers(client: docker.DockerClient, stack: str, host: str) -> int:
@@ -90,51 +79,11 @@ def remove_task_containers(client: docker.DockerClient, stack: str, host: str) -
     reference the stack's volumes and would outlive it. Called once the services are gone, so
     nothing restarts them; running containers (still stopping) are left to Swarm.
     """
-    api = client.api
-    filters = {"label": f"{STACK_LABEL}={stack}", "status": ["exited", "created", "dead"]}
-    removed = 0
-    with docker_errors(host):
-        for container in api.containers(all=True, filters=filters):
-            try:
-                api.remove_container(container["Id"])
-            except docker.errors.NotFound:
-                continue  # Swarm's own cleanup got there first
-            removed += 1
-    return removed
+    return objects.remove_stopped_containers(client, host, f"{STACK_LABEL}={stack}")
 
 
 def remove_objects(
     client: docker.DockerClient, host: str, kind: str, names: tuple[str, ...], timeout: float
 ) -> list[str]:
-    """Remove secrets, configs or volumes by name; returns the names kept because in use.
-
-    Secrets and configs are content-named, so another stack pushed with the same content uses
-    the very same object: once our services are gone, "in use" means someone else's, and it is
-    kept. A volume is in use until the last container of the stack has stopped: retried.
-    """
-    api = client.api
-    remove: Callable[[str], object] = {
-        "secret": api.remove_secret, "config": api.remove_config,
-        "volume": api.remove_volume,
-    }[kind]
-    left = list(names)
-    kept: list[str] = []
-
-    def attempt() -> bool:
-        for name in list(left):
-            with docker_errors(host):
-                try:
-                    remove(name)
-                except docker.errors.NotFound:
-                    pass
-                except docker.errors.APIError as exc:
-                    if "in use" not in str(exc.explanation or exc):
-                        raise
-                    if kind == "volume":
-                        continue
-                    kept.append(name)
-            left.remove(name)
-        return not left
-
-    _poll(f"{kind}(s) {', '.join(left)} still in use", attempt, timeout)
-    return kept
+    """Remove secrets, configs or volumes by name; returns the names kept because in use."""
+    return objects.remove_all(client, host, kind, names, timeout)

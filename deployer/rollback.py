@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
 import yaml
 
 from deployer.converge import wait_converged
-from deployer.engine.client import docker_errors
+from deployer.engine import objects
 from deployer.errors import DeployError
 from deployer.operations import SECRET_KEY_LABEL, SECRET_STACK_LABEL, deploy_argv, services_in
 from deployer.state import Revision, StackState
@@ -105,13 +104,12 @@ def external_objects(stack_file: str) -> list[StackObject]:
 
 
 def missing_objects(
-    client: docker.DockerClient, host: str, objects: list[StackObject]
+    client: docker.DockerClient, host: str, wanted: list[StackObject]
 ) -> list[StackObject]:
-    """The ``objects`` the manager does not have."""
-    with docker_errors(host):
-        secrets = {s["Spec"]["Name"] for s in client.api.secrets()}
-        configs = {c["Spec"]["Name"] for c in client.api.configs()}
-    return [o for o in objects if o.name not in (secrets if o.kind == "secret" else configs)]
+    """The ``wanted`` objects the manager does not have."""
+    secrets = objects.names(client, host, "secret")
+    configs = objects.names(client, host, "config")
+    return [o for o in wanted if o.name not in (secrets if o.kind == "secret" else configs)]
 
 
 def recreate_objects(
@@ -137,21 +135,12 @@ def recreate_objects(
             fix="supply the values that revision was pushed with (-f/--set, GOOGLE_API_KEY "
             "or --env-file), or roll back to a newer revision (`deployer history`)",
         )
-    with docker_errors(host):
-        for obj in missing:
-            content = materials[obj.name].encode()
-            try:
-                if obj.kind == "secret":
-                    client.api.create_secret(
-                        obj.name, content,
-                        labels={SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: obj.key},
-                    )
-                else:
-                    client.api.create_config(obj.name, content,
-                                             labels={SECRET_STACK_LABEL: stack})
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created meanwhile by another run: same content
-                    raise
+    for obj in missing:
+        labels = {SECRET_STACK_LABEL: stack}
+        if obj.kind == "secret":
+            labels[SECRET_KEY_LABEL] = obj.key
+        objects.create(client, host, "secret" if obj.kind == "secret" else "config", obj.name,
+                       materials[obj.name].encode(), labels)
     return missing
 
 
@@ -160,7 +149,8 @@ def materials(values: StackValues, env_file: str | None) -> dict[str, str]:
     ``GOOGLE_API_KEY``, when set) would produce. Nothing is created or printed."""
     from deployer.errors import ConfigError
     from deployer.operations import secret_version
-    from deployer.push import GOOGLE_KEY, MISSING_SECRET_PLACEHOLDER, google_api_key
+    from deployer.options import GOOGLE_KEY
+    from deployer.push import MISSING_SECRET_PLACEHOLDER, google_api_key
     from deployer.render import secret_name, swarm_configs, swarm_secret_values
 
     raw = dict(swarm_secret_values(values))

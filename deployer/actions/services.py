@@ -7,14 +7,14 @@ writes the audit line. The CLI and the dashboard both call these.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from deployer.actions.base import ActionContext, locked, record
 from deployer.converge import ConvergeError, wait_converged
 from deployer.engine.client import docker_errors
 from deployer.errors import CommandError, ConfigError, DeployError
+from deployer.polling import poll_until
 from deployer.scale import ScaleChange, declared_replicas, drift_notes, plan_scale, scale_argv
 from deployer.state import StackState, read_revision
 from deployer.swarm import ServiceState, SwarmSnapshot, read_snapshot
@@ -101,16 +101,6 @@ def settled_rollbacks(found: SwarmSnapshot) -> set[str]:
     """Services whose last change was a rollback that already completed (an earlier
     ``rollback SERVICE``): the state lingers until their next update and is no failure of ours."""
     return {s.short_name for s in found.services if s.update_state == "rollback_completed"}
-
-
-def poll(what: str, done: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    """Call ``done`` until it holds; ``DeployError`` naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() >= deadline:
-            raise DeployError(f"timed out after {timeout:g} s waiting for {what}",
-                              fix="raise --timeout, or look with `deployer status`")
-        time.sleep(interval)
 
 
 def wait(ctx: ActionContext, before: SwarmSnapshot, rolled_back: Collection[str] = ()) -> None:
@@ -206,8 +196,9 @@ def remove_service(ctx: ActionContext, names: Sequence[str]) -> None:
         for command in commands:
             ctx.conn.run(list(command.argv))
         if ctx.wait:
-            poll(f"{', '.join(sorted(gone))} to be removed",
-                 lambda: not gone & {s.short_name for s in snapshot(ctx).services}, ctx.timeout)
+            poll_until(f"{', '.join(sorted(gone))} still not removed",
+                       lambda: not gone & {s.short_name for s in snapshot(ctx).services},
+                       ctx.timeout, fix="raise --timeout, or look with `deployer status`")
         for command in commands:
             ctx.events.step(ctx.host, "changed", command.kind, command.target, "",
                             command.argv)

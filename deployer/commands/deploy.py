@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployer.actions.base import ActionContext
-from deployer.build import Builder, BuildOptions
 from deployer.commands.render import add_values_arguments
 from deployer.commands.targets import (
     add_target_arguments,
@@ -15,11 +13,12 @@ from deployer.commands.targets import (
     load_host_values,
     open_connector,
 )
-from deployer.engine.client import local_client, local_engine
 from deployer.errors import ConnectError, MlopsError
-from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
+from deployer.options import DEFAULT_RESOLVE_IMAGE, OPTIONAL_SECRETS, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
-from deployer.push import OPTIONAL_SECRETS, PushOptions
+
+if TYPE_CHECKING:
+    from deployer.build import BuildOptions
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +101,8 @@ def register(subparsers: Any) -> None:
 
 
 def _build_options(args: argparse.Namespace) -> BuildOptions:
+    from deployer.build import BuildOptions
+
     return BuildOptions(base_image=args.base_image, ca_certs=tuple(args.ca_certs),
                         no_cache=args.no_cache, context_dir=args.context_dir)
 
@@ -116,6 +117,8 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, reporter: Reporter) -> bool:
     """Build with the values of the command line; True when no build failed."""
+    from deployer.build import Builder
+    from deployer.engine.client import local_client
     from deployer.values import load_values
 
     values = load_values(args.values_files, args.sets,
@@ -144,6 +147,11 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace, reporter: Reporter) -> int:
+    from deployer.actions.base import ActionContext
+    from deployer.actions.push import push
+    from deployer.engine.client import local_engine
+    from deployer.push import PushOptions
+
     options = PushOptions(
         check=args.check, diff=args.diff, resolve_image=args.resolve_image,
         timeout=args.timeout, break_lock=args.break_lock, force=args.force,
@@ -162,8 +170,6 @@ def _push(args: argparse.Namespace, reporter: Reporter) -> int:
             last_error = exc
             continue
         try:
-            from deployer.actions.push import push
-
             push(ActionContext(conn, values.stack.name, reporter), values, options,
                  local=local_engine(conn))
         except MlopsError as exc:

@@ -19,13 +19,13 @@ from deployer.commands.targets import (
     open_connector,
 )
 from deployer.errors import ConfigError, ConnectError, MlopsError
-from deployer.inventory import Host
-from deployer.operations import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
+from deployer.options import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
 
 if TYPE_CHECKING:
     from deployer.actions.base import ActionContext
     from deployer.connectors.base import Connector
+    from deployer.inventory import Host
 
 COLUMNS = ("SERVICE", "REPLICAS", "IMAGE", "PORTS", "UPDATE", "HEALTH")
 
@@ -130,7 +130,7 @@ def stack_name(host: Host, args: argparse.Namespace) -> str:
     return load_host_values(host, args).stack.name
 
 
-Action = Callable[["ActionContext", Host], object]
+Action = Callable[["ActionContext", "Host"], object]
 
 
 def _context(conn: Connector, stack: str, args: argparse.Namespace,

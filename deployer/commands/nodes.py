@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer.commands.render import add_values_arguments
 from deployer.commands.targets import (
@@ -16,8 +16,10 @@ from deployer.commands.targets import (
     open_connector,
 )
 from deployer.errors import ConfigError, ConnectError, MlopsError
-from deployer.inventory import Host
 from deployer.output import Reporter
+
+if TYPE_CHECKING:
+    from deployer.inventory import Host
 
 COLUMNS = ("NODE", "ROLE", "AVAILABILITY", "STATE", "ENGINE", "ADDRESS", "TASKS", "LABELS")
 
@@ -85,7 +87,7 @@ def parse_labels(texts: list[str]) -> dict[str, str]:
     return labels
 
 
-Action = Callable[[Any, Host, Reporter], object]
+Action = Callable[[Any, "Host", Reporter], object]
 
 
 def _each_host(args: argparse.Namespace, reporter: Reporter, command: str,

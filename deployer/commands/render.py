@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ConfigError
-from deployer.render import FILENAMES, TARGETS, RenderedFile, Target, render, write_files
-from deployer.resources import services_dir
-from deployer.values import json_schema, load_values
+from deployer.options import FILENAMES, RENDER_TARGETS
 
 
 def add_values_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +37,7 @@ def register(subparsers: Any) -> None:
         "Every file is validated before anything is written; files are replaced atomically.",
     )
     p.add_argument(
-        "--target", choices=[*TARGETS, "all"], default="all",
+        "--target", choices=[*RENDER_TARGETS, "all"], default="all",
         help="which file to render (default: all)",
     )
     add_values_arguments(p)
@@ -59,6 +57,10 @@ def register(subparsers: Any) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     """Render the requested target(s); nothing is written unless every file validates."""
+    from deployer.render import TARGETS, RenderedFile, Target, render, write_files
+    from deployer.resources import services_dir
+    from deployer.values import load_values
+
     values = load_values(
         args.values_files, args.sets, allow_default_credentials=args.allow_default_credentials
     )
@@ -85,6 +87,9 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_schema(args: argparse.Namespace) -> int:
     """Print (or write) the values JSON Schema."""
+    from deployer.render import RenderedFile, write_files
+    from deployer.values import json_schema
+
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.output is None:
         sys.stdout.write(text)

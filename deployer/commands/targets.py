@@ -9,16 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from deployer.connectors import connect
-from deployer.connectors.base import Connector
 from deployer.errors import ValuesError
-from deployer.inventory import Host, select_hosts
 
 if TYPE_CHECKING:
-    import docker
-
+    from deployer.connectors.base import Connector
+    from deployer.inventory import Host
     from deployer.values import StackValues
 
 
@@ -47,6 +42,8 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
 def hosts_of(args: argparse.Namespace) -> list[Host]:
     """The selected hosts, each one's values already loaded once: a bad overlay of the second
     host must fail the run before the first one is contacted, not after it was deployed."""
+    from deployer.inventory import select_hosts
+
     hosts = select_hosts(
         host=args.host, inventory=args.inventory, limit=args.limit, ssh_config=args.ssh_config,
         accept_new_host_key=args.accept_new_host_key,
@@ -59,20 +56,9 @@ def hosts_of(args: argparse.Namespace) -> list[Host]:
 
 def open_connector(host: Host) -> Connector:
     """One connection for the whole run on ``host`` (raises ``ConnectError``)."""
+    from deployer.connectors import connect
+
     return connect(host.ssh, docker_host=host.docker_host)
-
-
-def local_engine(conn: Connector) -> docker.DockerClient | None:
-    """The local engine (where images are built), or None if there is none."""
-    if conn.host == "local":
-        return conn.docker_client()
-    from deployer.engine.client import local_client
-    from deployer.errors import MlopsError
-
-    try:
-        return local_client()
-    except MlopsError:
-        return None
 
 
 @contextlib.contextmanager
@@ -82,6 +68,8 @@ def host_values_files(host: Host) -> Iterator[list[Path]]:
     if not host.values:
         yield files
         return
+    import yaml
+
     with tempfile.TemporaryDirectory(prefix="mlops-values-") as tmp:
         overlay = Path(tmp) / f"inventory-{host.name}.yaml"
         overlay.write_text(yaml.safe_dump(dict(host.values), sort_keys=True))

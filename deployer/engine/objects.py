@@ -1,0 +1,127 @@
+"""The object rules, written once: secrets and configs created when missing (their names are
+content hashes, so "already there" means "same content"), pruned when no longer wanted, removed
+with the stack; images and task containers looked up and cleaned.
+
+Secret values go through the Engine API only: never a file, never an argv, on either side.
+Every function maps the SDK's errors to the project's (``docker_errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Literal
+
+import docker.errors
+
+from deployer.engine.client import docker_errors
+from deployer.polling import poll_until
+
+if TYPE_CHECKING:
+    import docker
+
+ObjectKind = Literal["secret", "config"]
+
+#: The HTTP status of "already exists": another run created it meanwhile (same content).
+_CONFLICT = 409
+
+
+def create(client: docker.DockerClient, host: str, kind: ObjectKind, name: str, data: bytes,
+           labels: Mapping[str, str]) -> None:
+    """Create the secret or config ``name`` unless it exists (a conflict is fine: same name,
+    same content)."""
+    api = client.api
+    make = api.create_secret if kind == "secret" else api.create_config
+    with docker_errors(host):
+        try:
+            make(name, data, labels=dict(labels))
+        except docker.errors.APIError as exc:
+            if exc.status_code != _CONFLICT:
+                raise
+
+
+def names(client: docker.DockerClient, host: str, kind: ObjectKind,
+          label: str | None = None) -> set[str]:
+    """Names of the engine's secrets or configs (with ``label``: only those carrying it)."""
+    filters = {"label": label} if label else None
+    with docker_errors(host):
+        found = (client.api.secrets if kind == "secret" else client.api.configs)(filters=filters)
+    return {item["Spec"]["Name"] for item in found}
+
+
+def prune(client: docker.DockerClient, host: str, kind: ObjectKind, label: str,
+          keep: Collection[str]) -> list[str]:
+    """Remove the ``label``-ed secrets/configs not in ``keep``; returns the names removed. One
+    still in use (by a task being replaced) stays: the next prune gets it."""
+    removed = []
+    api = client.api
+    remove = api.remove_secret if kind == "secret" else api.remove_config
+    for name in sorted(names(client, host, kind, label) - set(keep)):
+        with docker_errors(host):
+            try:
+                remove(name)
+            except docker.errors.APIError:
+                continue
+        removed.append(name)
+    return removed
+
+
+def remove_all(client: docker.DockerClient, host: str, kind: str, wanted: Collection[str],
+               timeout: float) -> list[str]:
+    """Remove secrets, configs or volumes by name; returns the names kept because in use.
+
+    Secrets and configs are content-named, so another stack pushed with the same content uses
+    the very same object: once our services are gone, "in use" means someone else's, and it is
+    kept. A volume is in use until the last container of the stack has stopped: retried.
+    """
+    api = client.api
+    remove: Callable[[str], object] = {
+        "secret": api.remove_secret, "config": api.remove_config,
+        "volume": api.remove_volume,
+    }[kind]
+    left = list(wanted)
+    kept: list[str] = []
+
+    def attempt() -> bool:
+        for name in list(left):
+            with docker_errors(host):
+                try:
+                    remove(name)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    if "in use" not in str(exc.explanation or exc):
+                        raise
+                    if kind == "volume":
+                        continue
+                    kept.append(name)
+            left.remove(name)
+        return not left
+
+    poll_until(f"{kind}(s) {', '.join(left)} still in use", attempt, timeout,
+               fix="check `docker service ls` / `docker ps` on the manager and rerun "
+               "`deployer remove` (it continues where it stopped)")
+    return kept
+
+
+def remove_stopped_containers(client: docker.DockerClient, host: str, label: str) -> int:
+    """Remove the stopped containers carrying ``label``; returns how many were removed."""
+    api = client.api
+    filters = {"label": label, "status": ["exited", "created", "dead"]}
+    removed = 0
+    with docker_errors(host):
+        for container in api.containers(all=True, filters=filters):
+            try:
+                api.remove_container(container["Id"])
+            except docker.errors.NotFound:
+                continue  # Swarm's own cleanup got there first
+            removed += 1
+    return removed
+
+
+def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:
+    """The ID of image ``ref`` on the engine of ``client``, or None if absent."""
+    with docker_errors(host):
+        try:
+            return str(client.api.inspect_image(ref)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
