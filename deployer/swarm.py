@@ -507,7 +507,13 @@ def parse_service(raw: Json, tasks: Sequence[TaskState], stack: str | None) -> S
     status = raw.get("ServiceStatus")
     current = [t for t in tasks if t.is_current]
     if status is not None:
-        running = int(status.get("RunningTasks") or 0)
+        # Swarm's count includes tasks it has already given up on but not heard stop: on a
+        # node that went down, or being drained (desired shutdown, still running). Counting
+        # those showed "3/2" while a node was down and let a wait pass before a drained task
+        # had moved: only tasks still wanted running count.
+        running = min(int(status.get("RunningTasks") or 0),
+                      sum(1 for t in current if t.state == "running"
+                          and t.desired_state == "running"))
         desired = int(status.get("DesiredTasks") or 0)
         completed = status.get("CompletedTasks")
     else:

@@ -164,10 +164,13 @@ def _engine_answers(n: Node) -> bool:
     return tb.ok(tb.docker("version", host=n.docker_host))
 
 
-def start_node_engine(n: Node) -> None:
+def start_node_engine(n: Node, *, wait_ready: bool = True) -> None:
     """Start the node's dockerd unless ours runs and answers (tests call this to bring a stopped
-    worker back)."""
+    worker back); a worker of a formed cluster is then waited on until the manager sees it
+    Ready."""
     if tb.read_pid(n.engine) is not None and _engine_answers(n):
+        if wait_ready and n is not MANAGER and (tb.RUN / FORMED_MARKER).exists():
+            ensure_node_ready(n)
         return
     tb.stop(n.engine, grace=30)
     (CLUSTER / n.name / "data").mkdir(parents=True, exist_ok=True)
@@ -194,6 +197,8 @@ def start_node_engine(n: Node) -> None:
         return _engine_answers(n)
 
     tb.wait_for(f"dockerd of {n.hostname}", up, timeout=60, log=log)
+    if wait_ready and n is not MANAGER and (tb.RUN / FORMED_MARKER).exists():
+        ensure_node_ready(n)
 
 
 def stop_node_engine(n: Node) -> None:
@@ -277,11 +282,30 @@ def ensure_swarm() -> None:
         if status.strip().lower() == "down" and len(ready_nodes()) > len(NODES):
             tb.run(tb.docker("node", "rm", "--force", node_id, host=MANAGER.docker_host),
                    check=False)
-    want = {n.hostname for n in NODES}
-    tb.wait_for("the three cluster nodes (Ready)",
-                lambda: {h for h, s in ready_nodes().items() if s == "ready"} >= want,
-                timeout=60)
+    for n in NODES[1:]:
+        ensure_node_ready(n)
     (tb.RUN / FORMED_MARKER).write_text("formed by testbed\n")
+
+
+def _is_ready(n: Node) -> bool:
+    return ready_nodes().get(n.hostname) == "ready"
+
+
+def ensure_node_ready(n: Node) -> None:
+    """Wait until the manager sees the worker Ready. Seen here: a worker engine restarted right
+    after a stop registers, then never heartbeats ("heartbeat failure", its agent silent); a
+    second restart cures it, so one is made before giving up."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if _is_ready(n):
+            return
+        time.sleep(0.5)
+    tb.say(f"{n.hostname} is not Ready on the manager ({ready_nodes().get(n.hostname)}): "
+           "restarting its engine")
+    tb.stop(n.engine, grace=30)
+    start_node_engine(n, wait_ready=False)
+    tb.wait_for(f"{n.hostname} Ready on the manager", lambda: _is_ready(n), timeout=60,
+                log=tb.LOGS / f"{n.engine}.log")
 
 
 # ---------------------------------------------------------------- ssh
@@ -372,8 +396,11 @@ def up() -> float:
     tb.step("cluster bridge", ensure_bridge)
     for n in NODES:
         ensure_node_netns(n)
-    tb.step("cluster engines", lambda: list(ThreadPoolExecutor(len(NODES)).map(
-        start_node_engine, NODES)))
+    def engines() -> None:
+        with ThreadPoolExecutor(len(NODES)) as pool:
+            list(pool.map(start_node_engine, NODES))
+
+    tb.step("cluster engines", engines)
     tb.step("cluster swarm", ensure_swarm)
     tb.step("cluster images", ensure_all_images)
     tb.step("cluster ssh", ensure_ssh)

@@ -23,7 +23,7 @@ FACTS = REPO / ".testbed" / "facts.json"
 TESTBED = [sys.executable, str(REPO / "scripts" / "testbed.py")]
 
 
-def testbed(*args: str) -> None:
+def bed_command(*args: str) -> None:
     proc = subprocess.run([*TESTBED, *args], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.fail(f"scripts/testbed {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -32,7 +32,7 @@ def testbed(*args: str) -> None:
 @pytest.fixture(scope="session")
 def cluster() -> dict[str, Any]:
     """The cluster's facts (nodes by short name: manager, worker1, worker2)."""
-    testbed("cluster-up")
+    bed_command("cluster-up")
     facts: dict[str, Any] = json.loads(FACTS.read_text())["cluster"]
     standin = json.loads(FACTS.read_text())["standin_image"]
     for name in facts["nodes"]:

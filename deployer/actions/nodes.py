@@ -15,7 +15,7 @@ from deployer.actions.base import ActionContext, locked, record
 from deployer.converge import wait_converged
 from deployer.engine.client import docker_errors
 from deployer.errors import CommandError, ConfigError, DeployError
-from deployer.swarm import NodeState, read_nodes, read_snapshot
+from deployer.swarm import TERMINAL_TASK_STATES, NodeState, read_nodes, read_snapshot
 
 AVAILABILITIES = ("active", "pause", "drain")
 
@@ -168,15 +168,20 @@ def _run(ctx: ActionContext, command: NodeCommand) -> None:
 
 
 def _wait_moved(ctx: ActionContext, node: NodeState) -> None:
-    """Until nothing runs on a drained node any more, then until the stack converged."""
+    """Until nothing runs on a drained node any more, then until the stack converged.
+
+    Not "no task *wanted* running there": a drained node's tasks are marked for shutdown at
+    once but keep running until stopped, and Swarm's running count still includes them, so a
+    stack wait started then would pass before any task actually moved."""
     import time
 
     deadline = time.monotonic() + ctx.timeout
     api = ctx.conn.docker_client().api
     while True:
         with docker_errors(ctx.host):
-            current = {n.id: n for n in read_nodes(api)}
-        left = current[node.id].tasks_running if node.id in current else 0
+            tasks = api.tasks(filters={"node": node.id})
+        left = sum(1 for t in tasks
+                   if str((t.get("Status") or {}).get("State")) not in TERMINAL_TASK_STATES)
         if left == 0:
             break
         if time.monotonic() >= deadline:
