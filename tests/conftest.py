@@ -131,3 +131,15 @@ def _sweep_after_session() -> Iterator[None]:
             _sweep_test_stacks(client)
         finally:
             client.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded (tests/figures.py: fuzzed requests, load during an
+    update) at the end of the run."""
+    from tests.figures import lines
+
+    figures = lines()
+    if figures:
+        terminalreporter.section("figures")
+        for line in figures:
+            terminalreporter.write_line(line)
