@@ -15,11 +15,19 @@ import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from cluster_bed import ClusterStack, bed_command, cluster, node_api, wait_until  # noqa: F401
+from cluster_bed import (  # noqa: F401 - cluster: the fixture
+    STANDIN_VALUES,
+    ClusterStack,
+    bed_command,
+    cluster,
+    node_api,
+    wait_until,
+)
 
 from deployer.cli import main
 
@@ -204,3 +212,34 @@ def test_worker_without_the_image_rejects_with_the_node_named(
     assert "lacks the image" in out
     assert "rollback" in out
     wait_until("the previous image back on every node", lambda: _one_per_node(stack))
+
+
+def test_node_labels_from_the_inventory_steer_placement(
+    stack: ClusterStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"hosts:\n  {stack.manager['alias']}:\n"
+        "    values: {swarm: {node_labels: {mlc-worker2: {cltest.zone: b}}}}\n")
+    target = ["-i", str(inventory), "--ssh-config", stack.cluster["ssh_config"],
+              "-f", str(STANDIN_VALUES), "-f", str(stack.values)]
+    manager = node_api(stack.cluster, "manager")
+    try:
+        code, out = run(["nodes", "label", "--from-values", *target], capsys)
+        assert code == 0 and "changed: [" in out and "cltest.zone=b" in out, out
+        code, out = run(["nodes", "label", "--from-values", *target], capsys)
+        assert code == 0 and "ok: [" in out, out  # idempotent
+        code, out = run(["push", *target, "--timeout", "120",
+                         "--set", "services.sklearn-model.replicas=1", "--set",
+                         'services.sklearn-model.placement.constraints=["node.labels.cltest.zone'
+                         ' == b"]'], capsys)
+        assert code == 0, out
+        assert list(stack.running_tasks("sklearn-model").values()) == ["mlc-worker2"]
+    finally:
+        assert main(stack.argv("push", "--timeout", "120")) == 0
+        for node in manager.nodes():
+            spec = node["Spec"]
+            if "cltest.zone" in (spec.get("Labels") or {}):
+                del spec["Labels"]["cltest.zone"]
+                manager.update_node(node["ID"], node["Version"]["Index"], spec)
+        manager.close()
