@@ -7,6 +7,7 @@ The no-op path costs one remote command (``state.read_state``) and never calls
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from deployer.connectors.base import Connector
     from deployer.events import Events
     from deployer.shipping import Shipper
-    from deployer.values import StackValues
+    from deployer.values import Registry, StackValues
 
 GOOGLE_KEY = "google_api_key"
 GOOGLE_ENV = "GOOGLE_API_KEY"
@@ -244,6 +245,8 @@ class Pusher:
         self.opts = options
         self.local = local
         self._shipper: Shipper | None = None
+        self._registry: Registry | None = None
+        self._pinned: list[str] = []
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -271,6 +274,7 @@ class Pusher:
         if not self.opts.force and inputs_unchanged(state, stack, inputs.hash, inputs.services):
             self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")
             return Plan((), state.current)
+        inputs = self._publish(values, inputs)
         prepared = prepare(values, inputs)
         desired = prepared.desired
         plan = plan_push(desired, state, None, resolve_image=self.opts.resolve_image,
@@ -342,7 +346,7 @@ class Pusher:
                 self._end_shipping()  # ship steps come first: nothing stays up past them
             if step.kind == "ship-image":
                 self._ship(next(i for i in desired.images.values() if i.ref == step.target),
-                           client)
+                           desired, plan)
             elif step.kind == "tag-image":
                 image = next(i for i in desired.images.values() if i.ref == step.target)
                 repo, tag = ship.split_ref(image.ref)
@@ -354,7 +358,7 @@ class Pusher:
                 self._create_configs(client, desired.stack, prepared)
                 write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
             elif step.kind == "stack-deploy":
-                self.conn.run(list(step.argv))
+                self._stack_deploy(list(step.argv))
             elif step.kind == "wait":
                 try:
                     self._wait(desired)
@@ -373,7 +377,7 @@ class Pusher:
                       file_sha256=desired.file_hash, values_hash=desired.values_hash)
             report(self.host, "changed", step.kind, step.target, step.detail, step.argv)
 
-    def _ship(self, image: ImageRef, client: docker.DockerClient) -> None:
+    def _ship(self, image: ImageRef, desired: Desired, plan: Plan) -> None:
         ref = image.ref
         if self.local is None:
             raise DeployError(f"{ref} is missing on {self.host} and no local engine has it")
@@ -386,12 +390,47 @@ class Pusher:
 
         if self._shipper is None:
             self._shipper = Shipper(self.local, self.conn, self.out)
+            # Every image of the plan starts pushing into the local registry now; the target
+            # pulls each one while the next is pushed.
+            ids = {i.ref: i.id for i in desired.images.values()}
+            self._shipper.prepare((ids[s.target], s.target) for s in plan.of_kind("ship-image"))
         try:
             shipped = self._shipper.ship(image.id, ref)
         except BaseException:
             self._end_shipping()
             raise
         self.out.info(f"{ref}: {shipped.describe()}")
+
+    def _publish(self, values: StackValues, inputs: Inputs) -> Inputs:
+        """Registry mode: push the images to the registry (only missing layers) and pin them by
+        digest in the stack file; nodes pull them on deploy. Unchanged without a registry."""
+        self._registry = values.registry
+        if values.registry is None:
+            return inputs
+        if self.local is None:
+            raise DeployError("registry mode pushes from the local engine, which is unreachable",
+                              fix="run the deployer where the images are built")
+        from deployer.shipping import registry_mode
+
+        pinned = registry_mode.publish(
+            self.local, values.registry,
+            {s: (i.ref, i.id) for s, i in inputs.images.items()}, self.out,
+            check=self.opts.check)
+        images = {s: ImageRef(s, pinned[s], i.id) for s, i in inputs.images.items()}
+        self._pinned = [ref for ref in pinned.values() if "@sha256:" in ref]
+        return dataclasses.replace(inputs, images=images)
+
+    def _stack_deploy(self, argv: list[str]) -> None:
+        if self._registry is None:
+            self.conn.run(argv)
+            return
+        from deployer.shipping import registry_mode
+
+        registry_mode.prepull(self.conn.docker_client(), self._registry, self._pinned,
+                              self.out, self.host)
+        # The other nodes pull from the registry with the login passed through Swarm.
+        with registry_mode.registry_auth(self.conn, self._registry) as prefix:
+            self.conn.run([*prefix, *registry_mode.with_registry_auth(argv)])
 
     def _end_shipping(self) -> None:
         """Stop the shipping session's registry process and port forward, if one runs."""
