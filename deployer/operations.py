@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from deployer.options import DEFAULT_RESOLVE_IMAGE
 from deployer.state import StackState
 
 StepKind = Literal[
@@ -24,13 +25,6 @@ StepKind = Literal[
 #: Label put on the secrets the deployer creates, naming their stack and logical secret.
 SECRET_STACK_LABEL = "io.mlops.stack"
 SECRET_KEY_LABEL = "io.mlops.secret"
-
-RESOLVE_IMAGE_CHOICES = ("never", "always", "changed")
-#: Without a registry (the common case for this tool: images are shipped, not pulled), any
-#: other mode makes the CLI query a registry for every service (~20 s each without DNS) and
-#: then keep the local image anyway. Users deploying registry images can pass ``always``.
-DEFAULT_RESOLVE_IMAGE = "never"
-
 
 def sha256(data: str | bytes) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
