@@ -76,6 +76,10 @@ def _recent_failures(snapshot: SwarmSnapshot, service: ServiceState) -> list[Tas
 def failure_of(snapshot: SwarmSnapshot, service: ServiceState) -> Failure | None:
     """A ``Failure`` if ``service`` has failed in ``snapshot`` (pure: tests feed snapshots)."""
     failed = _recent_failures(snapshot, service)
+    if not failed and service.update_state in FAILED_UPDATE_STATES:
+        # Swarm's own rollback stamps the service anew: UpdatedAt moves past the task that
+        # failed the update, so that task is the latest failure of any age.
+        failed = [t for t in snapshot.tasks_of(service) if t.is_failure]
     latest = max(failed, key=lambda t: t.timestamp, default=None)
     error = (latest.error or latest.message) if latest else ""
     code = latest.exit_code if latest else None
