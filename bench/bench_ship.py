@@ -1,0 +1,234 @@
+"""Layer-level shipping (deployer.shipping) vs ``docker save | ssh HOST docker load``, side by
+side in one run, to the bed's namespace manager (bed-remote, 10.250.0.2 over a veth link).
+
+(a) first ship of six service images the target lacks. Target: <= 1.3x the time.
+(b) a code-only change of one service (one file of its app, in the biggest image): that image
+    only.
+    Targets: <= 1 MB on the wire and <= 0.05x the save/load time.
+
+Bytes on the wire are the namespace end's rx counter of the link (everything the manager
+received: SSH framing and the Docker API included); time is wall clock. The six images are
+synthetic stand-ins for the services, built on the bed's stand-in image: each adds a unique
+"dependencies" layer (the real service's own size times ``--scale``; half random, half text:
+it compresses like real packages) and a small "app" layer. Each side gets its own freshly built
+set (unique content), so each first ship really moves new layers; the base layers are on the
+target already (as on any manager that has run this project's images), which save/load cannot
+know and sends again. The layer side's local registry starts empty in a temp dir: its first
+session (a set of its own, reported as "cold") compresses every layer, base included; (a) is
+then measured with the base layers in the registry, as after any earlier ship from this
+machine. Cleans up its images on both engines and the temp registry.
+
+    .venv/bin/python bench/bench_ship.py [--images 6] [--scale 0.1]
+    .venv/bin/python bench/bench_ship.py --images 2 --scale 0.001    # tiny (the test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from deployer.connectors import connect  # noqa: E402
+from deployer.engine.client import local_client  # noqa: E402
+from deployer.inventory import adhoc_host  # noqa: E402
+from deployer.output import Reporter  # noqa: E402
+from deployer.shipping import Shipper  # noqa: E402
+
+FACTS = REPO / ".testbed" / "facts.json"
+NETNS, NS_IF = "mlopsbed", "mlb1"
+#: Each service's own layers in MB (the real image's size minus the 271 MB base), as built here:
+#: cnn-image 2.05 GB, mlflow-server 1.14 GB, sklearn-model 783 MB, minio 451 MB (measured);
+#: gradio-frontend and llm-connector estimated. In the order shipped; scaled by --scale.
+OWN_MB = {"cnn-image": 1780, "mlflow-server": 870, "sklearn-model": 512, "gradio-frontend": 600,
+          "minio": 180, "llm-connector": 250}
+SERVICES = tuple(OWN_MB)
+WORDS = ("import", "def", "return", "class", "self", "value", "model", "tensor", "numpy",
+         "async", "await", "lambda", "yield", "config", "request", "response")
+
+
+def link_rx() -> int:
+    out = subprocess.run(["ip", "-n", NETNS, "-s", "-j", "link", "show", NS_IF],
+                         capture_output=True, text=True, check=True).stdout
+    return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
+
+
+def write_deps(path: Path, megabytes: float, seed: str) -> None:
+    """``megabytes`` of files, half random bytes and half source-like text."""
+    rng = random.Random(seed)
+    path.mkdir(parents=True)
+    total = int(megabytes * 1_000_000)
+    index = 0
+    while total > 0:
+        size = min(total, 1_000_000)
+        half = size // 2
+        text = " ".join(rng.choice(WORDS) for _ in range(half // 6)).encode()[:size - half]
+        (path / f"mod{index:04d}.py").write_bytes(rng.randbytes(half) + text)
+        total -= size
+        index += 1
+
+
+def build(ctx: Path, ref: str) -> str:
+    proc = subprocess.run(["docker", "build", "-q", "-t", ref, str(ctx)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"docker build {ref} failed:\n{proc.stderr}")
+    return str(docker.APIClient().inspect_image(ref)["Id"])
+
+
+def make_set(tmp: Path, name: str, count: int, scale: float) -> dict[str, str]:
+    """Build ``count`` synthetic service images; returns ref -> image ID."""
+    refs: dict[str, str] = {}
+    for service in SERVICES[:count]:
+        ctx = tmp / name / service
+        write_deps(ctx / "deps", OWN_MB[service] * scale, f"{name}-{service}")
+        (ctx / "app").mkdir(parents=True)
+        (ctx / "app" / "main.py").write_text(f"SERVICE = {service!r}\nVERSION = 1\n")
+        (ctx / "Dockerfile").write_text(
+            "FROM mlops-standin:latest\nCOPY deps /opt/deps\nCOPY app /opt/app\n")
+        ref = f"dp-bench-ship/{name}-{service}:v1"
+        refs[ref] = build(ctx, ref)
+    return refs
+
+
+def code_change(tmp: Path, name: str, service: str) -> tuple[str, str]:
+    ctx = tmp / name / service
+    (ctx / "app" / "main.py").write_text(f"SERVICE = {service!r}\nVERSION = 2\n")
+    ref = f"dp-bench-ship/{name}-{service}:v2"
+    return ref, build(ctx, ref)
+
+
+def measure(func: Any) -> tuple[float, int]:
+    before, started = link_rx(), time.monotonic()
+    func()
+    return time.monotonic() - started, link_rx() - before
+
+
+class LayerSide:
+    """Our side on one open SSH connection whose Docker API client is up, as in a push (which
+    opened both to read the manager's facts before any image ships)."""
+
+    def __init__(self, ssh_config: str, registry_dir: Path) -> None:
+        self.conn = connect(adhoc_host("bed-remote", ssh_config=ssh_config).ssh)
+        self.conn.docker_client().version()
+        self.local = local_client(timeout=600)
+        self.registry_dir = registry_dir
+
+    def ship(self, images: dict[str, str]) -> None:
+        with Shipper(self.local, self.conn, Reporter(stream=io.StringIO()),
+                     registry_dir=self.registry_dir) as shipper:
+            shipper.prepare((image_id, ref) for ref, image_id in images.items())
+            for ref, image_id in images.items():
+                report = shipper.ship(image_id, ref)
+                if report.method != "layers":
+                    raise SystemExit(f"layer shipping fell back: {report.reason}")
+
+    def close(self) -> None:
+        self.local.close()
+        self.conn.close()
+
+
+def save_load(ssh_config: str, refs: list[str]) -> None:
+    # The baseline exactly as a user types it: docker save ... | ssh HOST docker load
+    save = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE)
+    load = subprocess.run(["ssh", "-F", ssh_config, "bed-remote", "docker", "load", "-q"],
+                          stdin=save.stdout, capture_output=True, text=True)
+    assert save.stdout is not None
+    save.stdout.close()
+    if save.wait() != 0 or load.returncode != 0:
+        raise SystemExit(f"save | ssh load failed: {load.stderr}")
+
+
+def cleanup(remote_host: str, names: list[str]) -> None:
+    for host in ("unix:///var/run/docker.sock", remote_host):
+        api = docker.APIClient(base_url=host)
+        for image in api.images():
+            for tag in image.get("RepoTags") or ():
+                if any(f"dp-bench-ship/{n}-" in tag for n in names):
+                    try:
+                        api.remove_image(tag)
+                    except docker.errors.APIError:
+                        pass
+
+
+def line(name: str, ours: tuple[float, int], raw: tuple[float, int], target: float,
+         max_bytes: int | None = None) -> str:
+    ratio = ours[0] / raw[0]
+    good = ratio <= target and (max_bytes is None or ours[1] <= max_bytes)
+    limit = f", <= {max_bytes / 1e6:g} MB" if max_bytes is not None else ""
+    return (f"{name:<28} layers {ours[0]:7.2f} s {ours[1] / 1e6:9.3f} MB   "
+            f"save|load {raw[0]:7.2f} s {raw[1] / 1e6:9.3f} MB   ratio {ratio:5.2f}x  "
+            f"(target <= {target}x{limit}: {'meets' if good else 'MISSES'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=6, choices=range(1, 7),
+                        help="how many service images (default 6)")
+    parser.add_argument("--scale", type=float, default=0.1,
+                        help="each image's own layer as a fraction of the real service's "
+                        "(default 0.1: 18-178 MB)")
+    args = parser.parse_args()
+    facts = json.loads(FACTS.read_text())
+    ssh_config = facts["ssh_config"]
+    remote = facts["managers"]["remote"]["docker_host"]
+    run = uuid.uuid4().hex[:6]
+    ours_name, raw_name, cold_name = f"l{run}", f"s{run}", f"c{run}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ship-"))
+    registry_dir = tmp / "registry"
+    ours = LayerSide(ssh_config, registry_dir)
+    try:
+        cold_set = make_set(tmp, cold_name, args.images, args.scale)
+        warm_set = make_set(tmp, ours_name, args.images, args.scale)
+        raw_set = make_set(tmp, raw_name, args.images, args.scale)
+        own = sum(OWN_MB[svc] * args.scale for svc in SERVICES[:args.images])
+        print(f"run {run}: {args.images} images on the stand-in base (271 MB), "
+              f"{own:.0f} MB of own layers per set (scale {args.scale:g})")
+        cold = measure(lambda: ours.ship(cold_set))
+        # The local registry now holds the base layers, as after any earlier ship.
+        first_ours = measure(lambda: ours.ship(warm_set))
+        first_raw = measure(lambda: save_load(ssh_config, list(raw_set)))
+        service = SERVICES[0]  # the biggest image: the one a user waits for
+        ours_ref, ours_id = code_change(tmp, ours_name, service)
+        raw_ref, _ = code_change(tmp, raw_name, service)
+        change_ours = measure(lambda: ours.ship({ours_ref: ours_id}))
+        change_raw = measure(lambda: save_load(ssh_config, [raw_ref]))
+        print(line("(a) first ship", first_ours, first_raw, 1.3))
+        print(line("(a) ... cold local registry", cold, first_raw, 1.3))
+        print(line(f"(b) code change ({service})", change_ours, change_raw, 0.05, 1_000_000))
+    finally:
+        ours.close()
+        cleanup(remote, [ours_name, raw_name, cold_name])
+        shutil.rmtree(tmp, ignore_errors=True)
+        leftover = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and str(registry_dir).encode() in _cmdline(p)]
+        if leftover:
+            print(f"registry processes left: {[p.name for p in leftover]}", file=sys.stderr)
+            raise SystemExit(1)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    main()
