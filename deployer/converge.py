@@ -115,6 +115,15 @@ def _node_name(snapshot: SwarmSnapshot, task: TaskState) -> str:
 def failure_fix(failure: Failure) -> str:
     """What to do about ``failure``, by what the task error says."""
     error = failure.task_error
+    if "host-mode port already in use" in error:
+        return (f"with host-mode ports a node runs one task of {failure.service} per published "
+                "port: use fewer replicas than nodes, add nodes, or publish it "
+                f"(services.{failure.service}.published_port) another way (swarm.publish_mode)")
+    if "address already in use" in error:
+        where = f"node {failure.node}" if failure.node else "the node"
+        return (f"another process on {where} listens on {failure.service}'s published port: "
+                "stop it (`ss -ltnp` there shows which) or set "
+                f"services.{failure.service}.published_port to a free port")
     if "no suitable node" in error:
         return ("no node satisfies the service's placement: compare its constraints and "
                 "max_replicas_per_node with the nodes' labels and availability "

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deployer.converge import failure_of
+from deployer.converge import Failure, failure_fix, failure_of
 from deployer.swarm import parse_snapshot
 
 BIND = ("starting container failed: ... Error starting userland proxy: listen tcp4 "
@@ -65,3 +65,12 @@ def test_an_old_failure_is_no_failure_of_a_healthy_service() -> None:
              _task("t3", "running", "2026-12-01T10:00:31Z", desired="running")]
     snap = parse_snapshot([_service(None, "2026-12-01T10:00:30Z")], tasks, stack="st")
     assert failure_of(snap, snap.services[0]) is None
+
+
+def test_port_conflicts_say_how_to_free_the_port() -> None:
+    busy = failure_fix(Failure("llm-connector", "update failed", BIND, 128, "mgr1"))
+    assert "another process on node mgr1" in busy
+    assert "services.llm-connector.published_port" in busy
+    scheduled = failure_fix(Failure("sklearn-model", "a task found no node to run on for 8 s",
+                                    "no suitable node (host-mode port already in use on 1 node)"))
+    assert "one task of sklearn-model per published port" in scheduled
