@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from deployer.actions import services
+from deployer.actions import nodes, services
 from deployer.actions.base import ActionContext
 from deployer.actions.logs import LogStream as ActionLogStream
 from deployer.connectors import Connector, connect
@@ -33,7 +33,7 @@ from deployer.errors import ConfigError, ConnectError, DockerError
 from deployer.inventory import Host
 from deployer.logs import LogLine, LogOptions, parse_line
 from deployer.output import Reporter
-from deployer.swarm import ServiceState, SwarmSnapshot, parse_snapshot, read_snapshot
+from deployer.swarm import NodeState, ServiceState, SwarmSnapshot, parse_snapshot, read_snapshot
 from tui.deploy import DashboardReporter, DeployEvent, DeployRequest, DeployResult
 
 if TYPE_CHECKING:
@@ -91,6 +91,10 @@ class Backend(Protocol):
 
     def remove(self, service: ServiceState) -> None:
         """Remove a service."""
+        ...
+
+    def set_availability(self, node: NodeState, availability: str, stack: str | None) -> None:
+        """Drain or activate a Swarm node (under ``stack``'s lock, in its audit log)."""
         ...
 
     def open_logs(
@@ -187,10 +191,12 @@ class DockerBackend:
                 "(each change takes its stack's lock and goes in its audit log)",
                 fix="use `docker service` for it, or deploy it as part of a stack",
             )
+        self._run_action(service.stack, action)
+
+    def _run_action(self, stack: str, action: Callable[[ActionContext], object]) -> None:
         events = Reporter(stream=io.StringIO(), color=False)
         with self._action_lock:
-            self._call(lambda: action(ActionContext(self.connector, service.stack or "",
-                                                    events, wait=False)))
+            self._call(lambda: action(ActionContext(self.connector, stack, events, wait=False)))
 
     def scale(self, service: ServiceState, replicas: int) -> None:
         if replicas < 0:
@@ -205,6 +211,13 @@ class DockerBackend:
 
     def remove(self, service: ServiceState) -> None:
         self._act(service, lambda ctx: services.remove_service(ctx, [service.short_name]))
+
+    def set_availability(self, node: NodeState, availability: str, stack: str | None) -> None:
+        if stack is None:
+            raise ConfigError("node changes are locked and audited per stack: this dashboard "
+                              "shows every service, not one stack",
+                              fix="start mlops-tui with --stack NAME to drain or activate nodes")
+        self._run_action(stack, lambda ctx: nodes.set_availability(ctx, node.id, availability))
 
     def open_logs(
         self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
@@ -327,6 +340,7 @@ class ReplayBackend:
     restart = _refuse
     rollback = _refuse
     remove = _refuse
+    set_availability = _refuse
 
     def deploy(
         self, request: DeployRequest, emit: Callable[[DeployEvent], object]

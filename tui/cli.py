@@ -7,10 +7,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployer import __version__
+from deployer.commands.targets import add_host_arguments, add_ssh_arguments
 from deployer.errors import ConfigError, MlopsError
-from tui.backend import Backend, ReplayBackend, host_backend_factory
+
+if TYPE_CHECKING:
+    from tui.backend import Backend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,17 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     target = parser.add_mutually_exclusive_group()
-    target.add_argument(
-        "--host",
-        metavar="[USER@]HOST[:PORT]",
-        help="a Swarm manager over SSH (names resolve through the ssh config)",
-    )
-    target.add_argument(
-        "-i",
-        "--inventory",
-        metavar="FILE",
-        help="an inventory file; its hosts can be switched with `h`",
-    )
+    add_host_arguments(target)  # the same options as the deployer's
     target.add_argument(
         "--replay",
         metavar="FILE",
@@ -44,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a Compose project on the local engine (`deployer compose up`), named by --stack",
     )
-    parser.add_argument("--limit", metavar="PATTERN", help="hosts of the inventory to offer")
+    add_ssh_arguments(parser)
     parser.add_argument("--stack", default="mlops", help="stack name (default: %(default)s)")
     parser.add_argument(
         "--refresh",
@@ -52,16 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         metavar="SECONDS",
         help="seconds between refreshes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--ssh-config",
-        metavar="FILE",
-        help="ssh config file (default: $MLOPS_SSH_CONFIG or ~/.ssh/config)",
-    )
-    parser.add_argument(
-        "--accept-new-host-key",
-        action="store_true",
-        help="record an unknown host key on first connect (never a changed one)",
     )
     parser.add_argument(
         "-f",
@@ -88,6 +72,8 @@ def build_backend(
     args: argparse.Namespace,
 ) -> tuple[Backend, list[tuple[str, Callable[[], Backend]]]]:
     """The first backend to show and the hosts the user can switch between."""
+    from tui.backend import ReplayBackend, host_backend_factory
+
     if args.replay:
         if not args.replay.is_file():
             raise ConfigError(f"--replay {args.replay}: no such file")

@@ -25,7 +25,7 @@ from deployer.connectors import Connector, connect
 from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, ConnectError, MlopsError
 from deployer.output import Reporter
-from deployer.swarm import ServiceState, SwarmSnapshot
+from deployer.swarm import NodeState, ServiceState, SwarmSnapshot
 from tui.deploy import DeployEvent, DeployRequest, DeployResult
 from tui.logs import LogLine
 
@@ -145,6 +145,11 @@ class ComposeBackend:
     def remove(self, service: ServiceState | str) -> None:
         name = self._short(service)
         self._act(lambda p: p.remove([name]))
+
+    def set_availability(self, node: NodeState, availability: str, stack: str | None) -> None:
+        raise ConfigError("a Compose project runs on one engine: it has no Swarm nodes to "
+                          f"{'drain' if availability == 'drain' else 'activate'}",
+                          fix="use the Swarm dashboard (without --compose) on a cluster")
 
     def open_logs(
         self, services: Sequence[_Named], *, tail: int | None, follow: bool = True

@@ -96,3 +96,18 @@ class ReplicasWritten(Message):
 
     edit: ReplicasEdit
     declared: dict[str, int]
+
+
+@dataclass
+class NodesRefreshed(Message):
+    """A new snapshot for the nodes screen."""
+
+    snapshot: SwarmSnapshot
+
+
+@dataclass
+class NodeAvailabilitySet(Message):
+    """A node was drained or activated."""
+
+    node: str
+    availability: str

@@ -17,19 +17,32 @@ if TYPE_CHECKING:
     from deployer.values import StackValues
 
 
+def add_host_arguments(container: argparse._ActionsContainer) -> None:
+    """``-H/--host`` and ``-i/--inventory``: where to act (the local engine by default).
+    Shared by ``deployer`` and ``mlops-tui``; ``container`` may be an exclusive group."""
+    container.add_argument("-H", "--host", metavar="[USER@]HOST[:PORT]",
+                           help="a Swarm manager over SSH, names resolved through the ssh "
+                           "config (default: the local engine)")
+    container.add_argument("-i", "--inventory", metavar="FILE", help="inventory file (YAML)")
+
+
+def add_ssh_arguments(container: argparse._ActionsContainer) -> None:
+    """``--limit`` and the SSH settings (shared by ``deployer`` and ``mlops-tui``)."""
+    container.add_argument("-l", "--limit", metavar="PATTERN",
+                           help="hosts/groups of the inventory (comma-separated, globs, "
+                           "!exclude)")
+    container.add_argument("--ssh-config", metavar="FILE",
+                           help="ssh config file (default: $MLOPS_SSH_CONFIG or ~/.ssh/config)")
+    container.add_argument("--accept-new-host-key", action="store_true",
+                           help="accept and record an unknown host key (changed keys are "
+                           "always refused)")
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--host`` / ``-i`` / ``--limit`` and the SSH settings."""
+    """``--host`` / ``-i`` / ``--limit``, the SSH settings and ``-v``."""
     group = parser.add_argument_group("target")
-    group.add_argument("-H", "--host", metavar="[USER@]HOST[:PORT]",
-                       help="a Swarm manager over SSH (default: the local engine)")
-    group.add_argument("-i", "--inventory", metavar="FILE", help="inventory file (YAML)")
-    group.add_argument("-l", "--limit", metavar="PATTERN",
-                       help="hosts/groups of the inventory (comma-separated, globs, !exclude)")
-    group.add_argument("--ssh-config", metavar="FILE",
-                       help="ssh config file (default: $MLOPS_SSH_CONFIG or ~/.ssh/config)")
-    group.add_argument("--accept-new-host-key", action="store_true",
-                       help="accept and record an unknown host key (changed keys are always "
-                       "refused)")
+    add_host_arguments(group)
+    add_ssh_arguments(group)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="show the commands run (-vv: debug logging)")
 

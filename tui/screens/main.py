@@ -67,6 +67,7 @@ class MainScreen(WorkerScreen):
             show=False,
         ),
         Binding("a", "toggle_all", "All services", id="main.toggle_all"),
+        Binding("n", "nodes", "Nodes", id="main.nodes"),
         Binding("e", "toggle_events", "Events", id="main.toggle_events", show=False),
         Binding("f5,ctrl+r", "refresh", "Refresh now", id="main.refresh", show=False),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter", show=False),
@@ -244,6 +245,12 @@ class MainScreen(WorkerScreen):
         pane.display = not pane.display
 
     # -- logs ---------------------------------------------------------------------------------
+
+    def action_nodes(self) -> None:
+        """The Swarm's nodes: role, availability, state, engine, tasks; drain / activate."""
+        from tui.screens.nodes import NodesScreen
+
+        self.app.push_screen(NodesScreen(self.mlops_app.stack, self.snapshot))
 
     def action_logs(self) -> None:
         """Logs of the selected service."""
