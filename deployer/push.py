@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from deployer.connectors.base import Connector
     from deployer.events import Events
     from deployer.shipping import Shipper
+    from deployer.shipping.estimate import Estimator
     from deployer.values import Registry, StackValues
 
 GOOGLE_KEY = "google_api_key"
@@ -245,6 +246,7 @@ class Pusher:
         self.opts = options
         self.local = local
         self._shipper: Shipper | None = None
+        self._estimator: Estimator | None = None
         self._registry: Registry | None = None
         self._pinned: list[str] = []
 
@@ -296,6 +298,8 @@ class Pusher:
         if self.opts.check:
             for step in plan.steps:
                 self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+                if step.kind == "ship-image":
+                    self._ship_estimate(step.target, desired, client)
             return plan
         lock = DeployLock(self.conn, state, break_lock=self.opts.break_lock).acquire()
         try:
@@ -431,6 +435,20 @@ class Pusher:
         # The other nodes pull from the registry with the login passed through Swarm.
         with registry_mode.registry_auth(self.conn, self._registry) as prefix:
             self.conn.run([*prefix, *registry_mode.with_registry_auth(argv)])
+
+    def _ship_estimate(self, ref: str, desired: Desired, client: docker.DockerClient) -> None:
+        """--check: roughly how much shipping ``ref`` would move (layers the target lacks)."""
+        if self.local is None:
+            return
+        from deployer.shipping.estimate import Estimator
+        from deployer.shipping.progress import human
+
+        if self._estimator is None:
+            self._estimator = Estimator(self.local, client, self.host)
+        image_id = next(i.id for i in desired.images.values() if i.ref == ref)
+        missing, size = self._estimator.estimate(image_id)
+        self.out.info(f"{ref}: ~{human(missing)} of layers {self.host} lacks would ship "
+                      f"(uncompressed; image {human(size)})")
 
     def _end_shipping(self) -> None:
         """Stop the shipping session's registry process and port forward, if one runs."""

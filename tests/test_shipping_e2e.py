@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -239,6 +240,15 @@ def test_push_ships_an_image_the_user_built_and_tagged(
     argv = ["push", "-f", str(STANDIN_VALUES), "-f", str(values), "--host", "bed-remote",
             "--ssh-config", bed["ssh_config"], "-v"]
     try:
+        # --check: which image would ship and roughly how much (the target has the stand-in
+        # base, so only the one small layer), nothing deployed.
+        assert main([*argv, "--check"]) == 0
+        out = capsys.readouterr().out
+        pinned = f"{REPO_PREFIX}/user:{image_id.removeprefix('sha256:')[:12]}"
+        assert f"would change: [bed-remote (root@10.250.0.2:22)] ship-image {pinned}" in out, out
+        estimate = re.search(rf"{re.escape(pinned)}: ~([0-9.]+) (B|kB|MB) of layers", out)
+        assert estimate is not None and estimate.group(2) in ("B", "kB"), out
+        assert not (Path(remote["state_dir"]) / stack).exists()
         code = main(argv)
         out = capsys.readouterr().out
         assert code == 0, out

@@ -93,3 +93,16 @@ def test_report_describes_layers_and_bytes() -> None:
     assert "docker save | docker load, 2.1 GB" in ShipReport(
         "a:b", "save-load", 0, 0, 2_090_000_000, "why").describe()
     assert human(999) == "999 B" and human(1_500_000) == "1.5 MB"
+
+
+def test_missing_bytes_counts_what_no_target_image_shares() -> None:
+    from deployer.shipping.estimate import missing_bytes
+
+    base, app = ["sha256:a", "sha256:b"], ["sha256:a", "sha256:b", "sha256:c"]
+    # The target has the base (a prefix of ours): only the app layer's bytes are missing.
+    assert missing_bytes(app, 300, [(base, 271), (["sha256:x"], 999)]) == 29
+    # Nothing shared: the whole image; the same image: nothing.
+    assert missing_bytes(app, 300, [(["sha256:x"], 999)]) == 300
+    assert missing_bytes(app, 300, [(app, 300), (base, 271)]) == 0
+    # A target image with more layers than ours is no prefix.
+    assert missing_bytes(base, 271, [(app, 300)]) == 271

@@ -1,0 +1,58 @@
+"""For ``--check``: roughly how many bytes shipping an image to a target would move.
+
+The target has every layer of any of its images whose layer list is a prefix of ours (images
+share their bottom layers: a base, then each build step). What it lacks is our image's size
+minus the biggest such image's size: uncompressed bytes, an upper bound of the wire bytes in
+layer mode (layers travel gzip-compressed); save/load would send the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from deployer.engine.client import docker_errors
+
+if TYPE_CHECKING:
+    import docker
+
+
+def missing_bytes(layers: Sequence[str], size: int,
+                  target: Iterable[tuple[Sequence[str], int]]) -> int:
+    """``size`` minus the biggest target image whose layers are a prefix of ``layers``."""
+    have = 0
+    for their_layers, their_size in target:
+        n = len(their_layers)
+        if 0 < n <= len(layers) and list(their_layers) == list(layers[:n]):
+            have = max(have, their_size)
+    return max(0, size - have)
+
+
+class Estimator:
+    """Reads the target's images once (one inspect per image), then estimates per image."""
+
+    def __init__(self, local: docker.DockerClient, target: docker.DockerClient,
+                 host: str) -> None:
+        self.local = local
+        self.target = target
+        self.host = host
+        self._target: list[tuple[list[str], int]] | None = None
+
+    def _target_images(self) -> list[tuple[list[str], int]]:
+        if self._target is None:
+            found = []
+            with docker_errors(self.host):
+                for image in self.target.api.images():
+                    info = self.target.api.inspect_image(image["Id"])
+                    found.append((list(info.get("RootFS", {}).get("Layers") or ()),
+                                  int(info.get("Size") or 0)))
+            self._target = found
+        return self._target
+
+    def estimate(self, image_id: str) -> tuple[int, int]:
+        """(bytes the target lacks, the image's size), both uncompressed."""
+        with docker_errors("local"):
+            info = self.local.api.inspect_image(image_id)
+        layers = list(info.get("RootFS", {}).get("Layers") or ())
+        size = int(info.get("Size") or 0)
+        return missing_bytes(layers, size, self._target_images()), size
