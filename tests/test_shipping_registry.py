@@ -6,6 +6,7 @@ deploy nothing."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 import uuid
@@ -163,3 +164,39 @@ def test_untrusted_certificate_is_named_with_the_fix_and_deploys_nothing(
     assert not (Path(bed["managers"]["remote"]["state_dir"]) / stack / "current").exists()
     remote = docker.APIClient(base_url=bed["managers"]["remote"]["docker_host"])
     assert not remote.services(filters={"label": f"com.docker.stack.namespace={stack}"})
+
+
+def test_build_push_uploads_and_the_push_after_it_uploads_nothing(
+    bed: dict[str, Any], stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    reg = bed["registry"]
+    registry = {"url": reg["url"], "username": reg["username"],
+                "password_file": reg["password_file"]}
+    standin = Path(__file__).parent / "standin"
+    ctx = tmp_path / "services" / "llm-connector"
+    ctx.mkdir(parents=True)
+    shutil.copy(standin / "standin.py", ctx / "standin.py")
+    (ctx / "Dockerfile").write_text((standin / "Dockerfile").read_text()
+                                    + f"ENV VERSION={uuid.uuid4().hex}\n")
+    ref = f"{REPO_PREFIX}/reg-built:latest"
+    values = _values(tmp_path, stack, ref, registry, 20420)
+    build = ["build", "-f", str(STANDIN_VALUES), "-f", str(values),
+             "--set", "services.llm-connector.build=true", "--base-image", bed["base_image"],
+             "--context-dir", str(tmp_path / "services"), "llm-connector", "--push", "-v"]
+    assert main(build) == 0
+    out = capsys.readouterr().out
+    assert f"push-image {reg['url']}/{REPO_PREFIX}/reg-built@sha256:" in out, out
+
+    image_id = docker.APIClient().inspect_image(ref)["Id"]
+    code, out = push(bed, values, capsys)
+    assert code == 0, out
+    pinned = f"{REPO_PREFIX}/reg-built:{image_id.removeprefix('sha256:')[:12]}"
+    assert f"{reg['url']}/{pinned}: 0 of " in out, out  # build --push uploaded it all
+
+    # Without a registry in the values: a clear error, nothing uploaded.
+    no_registry = tmp_path / "plain.yaml"
+    no_registry.write_text(yaml.safe_dump({"stack": {"name": stack}}))
+    build[4] = str(no_registry)
+    assert main(build) != 0
+    captured = capsys.readouterr()
+    assert "build --push needs a registry" in captured.out + captured.err

@@ -78,6 +78,9 @@ def register(subparsers: Any) -> None:
         "base image and arguments are unchanged is ok without building.",
     )
     add_build_arguments(b)
+    b.add_argument("--push", action="store_true",
+                   help="then upload the images to the values' registry (registry mode; only "
+                   "the layers it lacks)")
     b.add_argument("-v", "--verbose", action="count", default=0,
                    help="show the builder's whole output and the commands")
     b.set_defaults(func=run_build)
@@ -127,9 +130,16 @@ def _build(args: argparse.Namespace, reporter: Reporter) -> bool:
     client = local_client()
     try:
         results = Builder(client, reporter, options).build(values, args.services)
+        failed = any(r.status == "failed" for r in results)
+        if getattr(args, "push", False) and not failed:
+            from deployer.shipping.registry_mode import publish_built
+
+            publish_built(client, values.registry,
+                          {r.service: (r.image, r.image_id) for r in results
+                           if r.image and r.image_id}, reporter)
     finally:
         client.close()
-    return not any(r.status == "failed" for r in results)
+    return not failed
 
 
 def run_rebuild(args: argparse.Namespace) -> int:

@@ -225,3 +225,26 @@ def prepull(client: docker.DockerClient, registry: Registry, refs: list[str], ev
         if stats.moved:
             events.info(f"{ref}: {len(stats.moved)} of {stats.layers} layers pulled by {host} "
                         f"({human(stats.total_bytes)})")
+
+
+def publish_built(
+    local: docker.DockerClient,
+    registry: Registry | None,
+    built: Mapping[str, tuple[str, str]],
+    events: Events,
+) -> dict[str, str]:
+    """``deployer build --push``: upload ``{service: (values ref, image id)}`` under the same
+    pinned tag a later ``push`` uses (``repo:<id>``), so that push uploads nothing again."""
+    if registry is None:
+        raise ConfigError(
+            "build --push needs a registry: registry.url is not set in the values",
+            fix="add `registry: {url: HOST[:PORT][/PATH]}` to a values file (-f) or "
+            "--set registry.url=HOST:PORT; without a registry, `deployer push` ships the "
+            "images over SSH",
+        )
+    images = {s: (ship.pinned_ref(ref, image_id), image_id) for s, (ref, image_id) in
+              built.items()}
+    pinned = publish(local, registry, images, events)
+    for service, ref in sorted(pinned.items()):
+        events.step("local", "changed", "push-image", ref, service)
+    return pinned
