@@ -1,5 +1,6 @@
-"""Ship images to a manager without a registry: ``docker save`` (local engine) streamed into
-``docker load`` on the manager over the run's SSH connection. Only images it lacks (by ID)."""
+"""The save/load fallback of image shipping (``deployer.shipping`` uses it when layer shipping
+cannot run): ``docker save`` (local engine) streamed into ``docker load`` on the manager over the
+run's SSH connection, whole images. Also the image reference helpers shipping shares."""
 
 from __future__ import annotations
 
