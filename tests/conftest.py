@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FACTS = REPO / ".testbed" / "facts.json"
+# Image shipping keeps a local registry's blobs between runs (deployer.shipping.registry): in
+# tests under the bed's folder, never in the real ~/.mlops.
+os.environ.setdefault("MLOPS_REGISTRY_DIR", str(REPO / ".testbed" / "ship-registry"))
 
 
 def _bring_bed_up() -> None:
