@@ -21,3 +21,14 @@ class HealthResponse(BaseModel):
     detail: str
     model: ModelRef | None = None
     fix: str | None = None
+
+
+class ModelResponse(BaseModel):
+    """The served model version and its held-out metrics (GET /model)."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    metrics: dict[str, float]
+    source: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mlops_serving.schemas import HealthResponse, ModelRef
+from mlops_serving.schemas import HealthResponse, ModelRef, ModelResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -54,14 +54,3 @@ class PredictResponse(BaseModel):
 
     model: ModelRef
     predictions: list[Prediction]
-
-
-class ModelResponse(BaseModel):
-    """The served model version and its held-out metrics."""
-
-    name: str
-    version: str
-    alias: str
-    run_id: str
-    metrics: dict[str, float]
-    source: str
