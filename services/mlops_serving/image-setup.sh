@@ -1,11 +1,13 @@
 #!/bin/sh
 # The first build step every service image shares: trust the extra CA certificates (e.g. a
 # TLS-intercepting proxy's; none is fine), create /opt/venv and install the pinned requirements.
-# Usage (in a Dockerfile): sh image-setup.sh DIR, where DIR holds requirements.txt and any *.crt.
+# Usage (in a Dockerfile): sh image-setup.sh DIR, where DIR holds requirements.txt and certs/
+# (the service's certs/ folder, copied whole: the engine's BuildKit refuses a *.crt glob that
+# matches nothing, so the Dockerfiles copy the folder and the glob is here).
 set -eu
 dir=$1
-if ls "$dir"/*.crt >/dev/null 2>&1; then
-    cp "$dir"/*.crt /usr/local/share/ca-certificates/
+if ls "$dir"/certs/*.crt >/dev/null 2>&1; then
+    cp "$dir"/certs/*.crt /usr/local/share/ca-certificates/
     update-ca-certificates >/dev/null
 fi
 python3 -m venv /opt/venv
