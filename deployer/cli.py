@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "deployer.commands.deploy",
     "deployer.commands.manage",
     "deployer.commands.nodes",
+    "deployer.commands.models",
     "deployer.commands.compose",
 )
 

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from deployer.actions import nodes, services
+from deployer.actions import models, nodes, services
 from deployer.actions.base import ActionContext
 from deployer.actions.logs import LogStream as ActionLogStream
+from deployer.actions.models import Endpoints, ModelsOverview
 from deployer.connectors import Connector, connect
 from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, ConnectError, DockerError
@@ -97,6 +98,14 @@ class Backend(Protocol):
         """Drain or activate a Swarm node (under ``stack``'s lock, in its audit log)."""
         ...
 
+    def models(self, stack: str | None) -> ModelsOverview:
+        """What the model services serve and the registry's versions of their models."""
+        ...
+
+    def promote(self, stack: str | None, model: str, version: str) -> None:
+        """Point ``model@champion`` at ``version`` (under ``stack``'s lock, audited)."""
+        ...
+
     def open_logs(
         self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
     ) -> LogStream:
@@ -137,8 +146,12 @@ class DockerBackend:
         host_label: str,
         *,
         host: Host | None = None,
+        endpoints: Endpoints | None = None,
     ) -> None:
         self._connect = connect
+        #: Where MLflow / the model APIs answer when the stack does not publish them.
+        self._endpoints = dict(endpoints or {})
+        self._known_runs: dict[str, dict[str, float]] = {}
         #: The inventory host (how the deployer reaches it); None: the local engine.
         self._host = host or Host("local", None)
         self._host_label = host_label
@@ -213,11 +226,19 @@ class DockerBackend:
         self._act(service, lambda ctx: services.remove_service(ctx, [service.short_name]))
 
     def set_availability(self, node: NodeState, availability: str, stack: str | None) -> None:
-        if stack is None:
-            raise ConfigError("node changes are locked and audited per stack: this dashboard "
-                              "shows every service, not one stack",
-                              fix="start mlops-tui with --stack NAME to drain or activate nodes")
-        self._run_action(stack, lambda ctx: nodes.set_availability(ctx, node.id, availability))
+        self._run_action(_one_stack(stack, "drain or activate nodes"),
+                         lambda ctx: nodes.set_availability(ctx, node.id, availability))
+
+    def models(self, stack: str | None) -> ModelsOverview:
+        ctx = ActionContext(self.connector, _one_stack(stack, "show models"),
+                            Reporter(stream=io.StringIO(), color=False), wait=False)
+        return self._call(  # type: ignore[no-any-return]
+            lambda: models.overview(ctx, endpoints=self._endpoints, known_runs=self._known_runs))
+
+    def promote(self, stack: str | None, model: str, version: str) -> None:
+        self._run_action(_one_stack(stack, "promote models"),
+                         lambda ctx: models.promote(ctx, model, version,
+                                                    endpoints=self._endpoints))
 
     def open_logs(
         self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
@@ -239,13 +260,21 @@ class DockerBackend:
         self._forget()
 
 
-def host_backend_factory(host: Host) -> Callable[[], Backend]:
+def _one_stack(stack: str | None, what: str) -> str:
+    if stack is None:
+        raise ConfigError(f"changes are locked and audited per stack, and this dashboard shows "
+                          f"every service, not one stack: it cannot {what}",
+                          fix=f"start mlops-tui with --stack NAME to {what}")
+    return stack
+
+
+def host_backend_factory(host: Host, endpoints: Endpoints | None = None) -> Callable[[], Backend]:
     """A factory of the backend for an inventory ``Host``: the local engine, or a manager over
     one SSH connection (the deployer's connector: same host-key policy and errors)."""
 
     def make() -> Backend:
         return DockerBackend(lambda: connect(host.ssh, docker_host=host.docker_host),
-                             host.label, host=host)
+                             host.label, host=host, endpoints=endpoints)
 
     return make
 
@@ -341,6 +370,10 @@ class ReplayBackend:
     rollback = _refuse
     remove = _refuse
     set_availability = _refuse
+    promote = _refuse
+
+    def models(self, stack: str | None) -> ModelsOverview:
+        raise DockerError("this is a recording: it holds no models")
 
     def deploy(
         self, request: DeployRequest, emit: Callable[[DeployEvent], object]

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Compose project on the local engine (`deployer compose up`), named by --stack",
     )
     add_ssh_arguments(parser)
+    parser.add_argument(
+        "--endpoint",
+        dest="endpoints",
+        action="append",
+        default=[],
+        metavar="SERVICE=HOST:PORT",
+        help="where mlflow-server / sklearn-model / cnn-image answer as the manager reaches "
+        "them, for the Models view (default: the stack's published ports; repeatable)",
+    )
     parser.add_argument("--stack", default="mlops", help="stack name (default: %(default)s)")
     parser.add_argument(
         "--refresh",
@@ -93,7 +102,10 @@ def build_backend(
     )
     if not hosts:
         raise ConfigError("no host selected", fix="check --limit against the inventory")
-    choices = [(h.label, host_backend_factory(h)) for h in hosts]
+    from deployer.actions.models import parse_endpoints
+
+    endpoints = parse_endpoints(args.endpoints)
+    choices = [(h.label, host_backend_factory(h, endpoints)) for h in hosts]
     return choices[0][1](), choices
 
 

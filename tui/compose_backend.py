@@ -16,7 +16,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.actions.base import ActionContext
 from deployer.compose import ComposeCli, choose, probe
@@ -27,6 +27,9 @@ from deployer.errors import ConfigError, ConnectError, MlopsError
 from deployer.output import Reporter
 from deployer.swarm import NodeState, ServiceState, SwarmSnapshot
 from tui.deploy import DeployEvent, DeployRequest, DeployResult
+
+if TYPE_CHECKING:
+    from deployer.actions.models import ModelsOverview
 from tui.logs import LogLine
 
 log = logging.getLogger(__name__)
@@ -145,6 +148,13 @@ class ComposeBackend:
     def remove(self, service: ServiceState | str) -> None:
         name = self._short(service)
         self._act(lambda p: p.remove([name]))
+
+    def models(self, stack: str | None) -> ModelsOverview:
+        raise ConfigError("the Models view reads a Swarm stack's published ports",
+                          fix="use `deployer models --endpoint ...` for a Compose project")
+
+    def promote(self, stack: str | None, model: str, version: str) -> None:
+        self.models(stack)
 
     def set_availability(self, node: NodeState, availability: str, stack: str | None) -> None:
         raise ConfigError("a Compose project runs on one engine: it has no Swarm nodes to "

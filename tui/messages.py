@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from deployer.actions.models import ModelsOverview
 from deployer.swarm import SwarmEvent, SwarmSnapshot
 from tui.deploy import DeployEvent, DeployResult
 from tui.values_edit import ReplicasEdit
@@ -111,3 +112,18 @@ class NodeAvailabilitySet(Message):
 
     node: str
     availability: str
+
+
+@dataclass
+class ModelsRefreshed(Message):
+    """A new read of the served models and the registry."""
+
+    overview: ModelsOverview
+
+
+@dataclass
+class ModelPromoted(Message):
+    """A model version was made the champion."""
+
+    model: str
+    version: str

@@ -68,6 +68,7 @@ class MainScreen(WorkerScreen):
         ),
         Binding("a", "toggle_all", "All services", id="main.toggle_all"),
         Binding("n", "nodes", "Nodes", id="main.nodes"),
+        Binding("m", "models", "Models", id="main.models"),
         Binding("e", "toggle_events", "Events", id="main.toggle_events", show=False),
         Binding("f5,ctrl+r", "refresh", "Refresh now", id="main.refresh", show=False),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter", show=False),
@@ -245,6 +246,12 @@ class MainScreen(WorkerScreen):
         pane.display = not pane.display
 
     # -- logs ---------------------------------------------------------------------------------
+
+    def action_models(self) -> None:
+        """What each model service serves, the registry's versions; promote one."""
+        from tui.screens.models import ModelsScreen
+
+        self.app.push_screen(ModelsScreen(self.mlops_app.stack))
 
     def action_nodes(self) -> None:
         """The Swarm's nodes: role, availability, state, engine, tasks; drain / activate."""

@@ -1,0 +1,97 @@
+"""`deployer models`: what the model services serve and the registry's versions (list), and
+`promote MODEL VERSION` (move the alias the services load). Parsing and output only; the work
+is in ``deployer.actions.models``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from deployer.commands.manage import _common, _context, _each_host, _table, stack_name
+from deployer.commands.targets import hosts_of, open_connector
+from deployer.output import Reporter
+
+if TYPE_CHECKING:
+    from deployer.actions.base import ActionContext
+    from deployer.actions.models import Endpoint
+    from deployer.inventory import Host
+
+SERVED_COLUMNS = ("SERVICE", "MODEL", "VERSION", "ALIAS", "METRICS")
+VERSION_COLUMNS = ("MODEL", "VERSION", "ALIASES", "CREATED", "RUN", "METRICS")
+
+
+def register(subparsers: Any) -> None:
+    """Add `models` with `ls` (the default) and `promote`."""
+    p = subparsers.add_parser(
+        "models", help="served model versions and the registry's; promote one",
+        description="List what each model service serves now (model, version, alias, "
+        "metrics) and the registry's versions of those models; or promote a version to the "
+        "alias the services load (they switch on their next poll, no restart). MLflow and "
+        "the services are reached through the connection (SSH to the manager).",
+    )
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    _options(p)
+    p.set_defaults(func=run_list)
+    q = sub.add_parser("ls", help="list served models and registered versions (the default)")
+    _options(q)
+    q.set_defaults(func=run_list)
+    q = sub.add_parser("promote", help="point MODEL@champion (or --alias) at VERSION")
+    q.add_argument("model", metavar="MODEL", help="registered model name, e.g. titanic-rf")
+    q.add_argument("version", metavar="VERSION", help="its version number")
+    q.add_argument("--alias", default="champion", help="the alias to move (default: champion)")
+    _options(q, mutating=True)
+    q.set_defaults(func=run_promote)
+
+
+def _options(parser: argparse.ArgumentParser, *, mutating: bool = False) -> None:
+    _common(parser, mutating=mutating)
+    parser.add_argument("--endpoint", dest="endpoints", action="append", default=[],
+                        metavar="SERVICE=HOST:PORT",
+                        help="where mlflow-server, sklearn-model or cnn-image answers as the "
+                        "manager reaches it (default: the stack's published port on the "
+                        "manager; repeatable)")
+
+
+def _endpoints(args: argparse.Namespace) -> dict[str, Endpoint]:
+    from deployer.actions.models import parse_endpoints
+
+    return parse_endpoints(args.endpoints)
+
+
+def _metrics(metrics: Any) -> str:
+    return ", ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())) or "-"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from deployer.actions.models import overview
+
+    endpoints = _endpoints(args)
+    reporter = Reporter(verbose=args.verbose)
+    for host in hosts_of(args):
+        stack = stack_name(host, args)
+        with open_connector(host) as conn:
+            found = overview(_context(conn, stack, args, reporter), endpoints=endpoints)
+        print(f"[{conn.host}] stack {stack}: served models")
+        print(_table([(s.service, s.name or "-", s.version or "-", s.alias or "-",
+                       s.problem or _metrics(s.metrics)) for s in found.served],
+                     SERVED_COLUMNS))
+        rows = [(m.name, v.version, ", ".join(v.aliases) or "-",
+                 v.created.strftime("%Y-%m-%d %H:%M"), v.run_id[:12] or "-",
+                 _metrics(v.metrics))
+                for m in found.registry for v in m.versions]
+        print(f"\n[{conn.host}] registered versions")
+        print(_table(rows, VERSION_COLUMNS))
+        for name in found.missing:
+            print(f"  {name}: not registered yet")
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from deployer.actions.models import promote
+
+    endpoints = _endpoints(args)
+
+    def action(ctx: ActionContext, host: Host) -> object:
+        return promote(ctx, args.model, args.version, alias=args.alias, endpoints=endpoints)
+
+    return _each_host(args, Reporter(verbose=args.verbose), "promote", action)
