@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer.connectors.base import Connector
-from deployer.errors import DeployError, LockHeldError
+from deployer.errors import DeployError, LockHeldError, MlopsError
 
 STATE_ENV = "MLOPS_STATE_DIR"
 
@@ -286,10 +286,15 @@ class DeployLock:
             fields = _parse_kv("\n".join(self._lines[self._lines.index("HELD") + 1 :]))
             holder = LockInfo(fields.get("holder", "?"), fields.get("since", "?"),
                               fields.get("pid", ""), alive=True)
+            fix = "wait for it to finish; if that deploy is really dead, rerun with --break-lock"
+            if holder.holder == who():
+                # Most often a run of ours whose connection was cut: the manager keeps its
+                # session (and the lock) until its sshd notices the client is gone.
+                fix = ("that is you, from this machine: if no other run of yours is going on "
+                       "(e.g. the one holding it lost its connection), rerun with --break-lock")
             raise LockHeldError(
                 f"stack {self._state.stack!r} is being deployed by {holder.describe()}",
-                fix="wait for it to finish; if that deploy is really dead, rerun with "
-                "--break-lock",
+                fix=fix,
             )
         raise DeployError(
             f"could not take the deploy lock {self.path}: {' '.join(self._lines) or 'no answer'}"
@@ -322,8 +327,17 @@ class Revision:
 def write_revision(conn: Connector, state: StackState, revision: Revision) -> str:
     """Upload the revision's stack file and meta; returns the stack file's path on the manager."""
     base = state.revision_dir(revision.number)
-    conn.put_file(revision.stack_file.encode(), f"{base}/stack.yml", 0o600)
-    conn.put_file(_json(revision.meta), f"{base}/meta.json", 0o600)
+    try:
+        conn.put_file(revision.stack_file.encode(), f"{base}/stack.yml", 0o600)
+        conn.put_file(_json(revision.meta), f"{base}/meta.json", 0o600)
+    except MlopsError:
+        # No half-written revision stays behind (e.g. a full disk): `history` would list a
+        # folder without its stack file or meta, and a rollback to it could only fail.
+        try:
+            conn.run(["rm", "-rf", "--", base], check=False)
+        except MlopsError:
+            pass  # the connection is gone: the error being raised says so
+        raise
     return f"{base}/stack.yml"
 
 

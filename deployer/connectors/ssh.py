@@ -38,7 +38,7 @@ from deployer.connectors.base import (
     Stdin,
     stdin_chunks,
 )
-from deployer.errors import CommandError, ConnectError
+from deployer.errors import CommandError, ConnectError, MlopsError
 
 if TYPE_CHECKING:
     import docker
@@ -442,7 +442,21 @@ class SSHConnector(Connector):
                 sftp.remove(tmp)
             except OSError:
                 pass
-            raise CommandError(["sftp-put", path], 1, str(exc), host=self.host) from exc
+            reason = self._full_disk(target.parent, len(data)) or str(exc)
+            raise CommandError(["sftp-put", path], 1, reason, host=self.host) from exc
+
+    def _full_disk(self, folder: PurePosixPath, size: int) -> str | None:
+        """Why an upload failed if the disk is full: SFTP says only "Failure" then."""
+        try:
+            result = self.run(["df", "-Pk", str(folder)], check=False)
+            fields = result.stdout.splitlines()[-1].split()
+            free_kb, mount = int(fields[3]), fields[5]
+        except (MlopsError, IndexError, ValueError):
+            return None
+        if free_kb * 1024 >= size + 4096:  # room for it and a page: something else failed
+            return None
+        return (f"no space left on device: {mount} (holding {folder}) has {free_kb} KB free, "
+                f"the upload needs {max(1, size // 1024)} KB; free some space on the manager")
 
     def get_file(self, path: str) -> bytes | None:
         sftp = self._sftp_client()

@@ -171,6 +171,17 @@ def docker_errors(host: str) -> Iterator[None]:
         if "not a swarm manager" in str(explanation):
             fix = "run `docker swarm init` on the manager, or target a Swarm manager node"
         raise DockerError(f"{host}: engine said ({status}): {explanation}", fix=fix) from exc
+    except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
+        # The request went out and nothing came back: over SSH that is most often the
+        # connection itself going silent (a link cut on the way), not dockerd being down.
+        raise ConnectError(
+            host,
+            f"no answer from the Docker engine: {_reason(exc)}; the connection to {host} (or "
+            "its engine) stopped answering",
+            fix="check the network path to the manager (`ssh HOST docker version`), then rerun: "
+            "it converges or says what it waits on (a lock the cut run left is named, with "
+            "--break-lock as the way out)",
+        ) from exc
     except (
         requests.exceptions.ConnectionError,
         requests.exceptions.Timeout,
