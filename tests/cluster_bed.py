@@ -58,13 +58,16 @@ def node_api(cluster: dict[str, Any], name: str) -> docker.APIClient:
                             timeout=30)
 
 
-def wait_until(what: str, probe: Callable[[], bool], timeout: float = 120) -> None:
+def wait_until(what: str, probe: Callable[[], bool], timeout: float = 120,
+               show: Callable[[], object] | None = None) -> None:
+    """Poll ``probe``; on a timeout fail saying ``what`` (and ``show()``: the state then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if probe():
             return
         time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+    seen = f"; state: {show()}" if show else ""
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}{seen}")
 
 
 STANDIN_VALUES = Path(__file__).parent / "data" / "values.standin.yaml"
@@ -114,6 +117,13 @@ class ClusterStack:
                                         "desired-state": "running"})
         return {t["ID"]: nodes.get(t["NodeID"], t["NodeID"]) for t in tasks
                 if t["Status"]["State"] == "running"}
+
+    def tasks_summary(self, short: str) -> list[tuple[str, str, str, str]]:
+        """(node, desired state, state, error) of every task of a service (for failures)."""
+        nodes = {n["ID"]: n["Description"]["Hostname"] for n in self.api.nodes()}
+        return [(nodes.get(t.get("NodeID", ""), "-"), t["DesiredState"], t["Status"]["State"],
+                 t["Status"].get("Err", "")) for t in self.api.tasks(
+                     filters={"service": self.service(short)})]
 
     def cleanup(self) -> None:
         import shutil

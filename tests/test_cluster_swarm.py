@@ -117,7 +117,8 @@ def test_drain_moves_tasks_and_the_stack_stays_converged(
     finally:
         assert main(["nodes", "activate", worker, *stack.argv("x")[1:]]) == 0
         assert main(stack.argv("scale", "llm-connector=3")) == 0
-    wait_until("one task per node again", lambda: _one_per_node(stack))
+    wait_until("one task per node again", lambda: _one_per_node(stack),
+               show=lambda: stack.tasks_summary("llm-connector"))
 
 
 def test_worker_engine_down_reschedules_and_comes_back(
@@ -148,7 +149,8 @@ def test_worker_engine_down_reschedules_and_comes_back(
     wait_until(f"{worker} ready again", lambda: "nodes: 3/3 ready" in _status(stack, capsys),
                timeout=90)
     assert main(stack.argv("scale", "llm-connector=3")) == 0
-    wait_until("one task per node again", lambda: _one_per_node(stack))
+    wait_until("one task per node again", lambda: _one_per_node(stack),
+               show=lambda: stack.tasks_summary("llm-connector"))
 
 
 def _status(stack: ClusterStack, capsys: pytest.CaptureFixture[str]) -> str:
@@ -167,7 +169,8 @@ def test_unsatisfiable_constraint_fails_fast_and_rolls_back(
     assert "llm-connector: a task found no node to run on" in out, out
     assert "no suitable node" in out and "scheduling constraints" in out
     assert "changed: [" in out and "rollback" in out  # back to the revision before
-    wait_until("the previous placement back", lambda: _one_per_node(stack))
+    wait_until("the previous placement back", lambda: _one_per_node(stack),
+               show=lambda: stack.tasks_summary("llm-connector"))
 
 
 @pytest.fixture
@@ -211,7 +214,8 @@ def test_worker_without_the_image_rejects_with_the_node_named(
     assert "task error on node mlc-worker" in out and "No such image" in out, out
     assert "lacks the image" in out
     assert "rollback" in out
-    wait_until("the previous image back on every node", lambda: _one_per_node(stack))
+    wait_until("the previous image back on every node", lambda: _one_per_node(stack),
+               show=lambda: stack.tasks_summary("llm-connector"))
 
 
 def test_node_labels_from_the_inventory_steer_placement(
@@ -224,6 +228,15 @@ def test_node_labels_from_the_inventory_steer_placement(
     target = ["-i", str(inventory), "--ssh-config", stack.cluster["ssh_config"],
               "-f", str(STANDIN_VALUES), "-f", str(stack.values)]
     manager = node_api(stack.cluster, "manager")
+
+    def drop_label() -> None:
+        for node in manager.nodes():
+            spec = node["Spec"]
+            if "cltest.zone" in (spec.get("Labels") or {}):
+                del spec["Labels"]["cltest.zone"]
+                manager.update_node(node["ID"], node["Version"]["Index"], spec)
+
+    drop_label()  # a run stopped half-way may have left it
     try:
         code, out = run(["nodes", "label", "--from-values", *target], capsys)
         assert code == 0 and "changed: [" in out and "cltest.zone=b" in out, out
@@ -236,10 +249,6 @@ def test_node_labels_from_the_inventory_steer_placement(
         assert code == 0, out
         assert list(stack.running_tasks("sklearn-model").values()) == ["mlc-worker2"]
     finally:
-        assert main(stack.argv("push", "--timeout", "120")) == 0
-        for node in manager.nodes():
-            spec = node["Spec"]
-            if "cltest.zone" in (spec.get("Labels") or {}):
-                del spec["Labels"]["cltest.zone"]
-                manager.update_node(node["ID"], node["Version"]["Index"], spec)
+        drop_label()
         manager.close()
+        assert main(stack.argv("push", "--timeout", "120")) == 0
