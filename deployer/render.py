@@ -560,7 +560,11 @@ def _service_context(
         name == "mlflow-server" and values.mlflow.backend_store == "sqlite"
     )
     update = values.swarm.update_config
-    order = update.order or ("stop-first" if values.swarm.publish_mode == "host" else "start-first")
+    # start-first (zero downtime: the new task is healthy before the old one stops) unless a
+    # host-mode port would have to be bound twice on one node; a service publishing no port
+    # can always start first.
+    host_bound = bool(ports) and values.swarm.publish_mode == "host"
+    order = update.order or ("stop-first" if host_bound else "start-first")
     if stateful:
         # Two tasks must never share a data volume (MinIO, sqlite, postgres data directories).
         order = "stop-first"
