@@ -29,17 +29,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import docker
 import docker.errors
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from deployer.engine.client import local_engine  # noqa: E402
 from deployer.connectors import connect  # noqa: E402
 from deployer.connectors.base import Connector  # noqa: E402
 from deployer.converge import wait_converged  # noqa: E402
-from deployer.engine.client import docker_errors  # noqa: E402
+from deployer.engine.client import docker_errors, local_engine  # noqa: E402
 from deployer.inventory import adhoc_host  # noqa: E402
 from deployer.operations import SECRET_STACK_LABEL, deploy_argv  # noqa: E402
 from deployer.output import Reporter  # noqa: E402
@@ -157,15 +157,35 @@ def ratio_line(name: str, ours: list[float], raw: list[float], target: float) ->
             f"ratio {a / b:5.2f}x  (target <= {target}x: {verdict})")
 
 
+def tag_on_every_node(cluster: dict[str, Any], image: str) -> None:
+    """Push ships images to the manager only (for now): tag the bed's copy on every node as
+    push references it (``repo:<id[:12]>``), so tasks placed on workers find it."""
+    for node in cluster["nodes"].values():
+        api = docker.APIClient(base_url=node["docker_host"], version="auto")
+        try:
+            image_id = api.inspect_image(image)["Id"]
+            api.tag(image, image.rsplit(":", 1)[0], image_id.split(":", 1)[1][:12])
+        finally:
+            api.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="runs of (a) per side")
     parser.add_argument("--deploy-rounds", type=int, default=3, help="runs of (b) per side")
+    parser.add_argument("--cluster", action="store_true",
+                        help="on the bed's three-node cluster (scripts/testbed cluster-up) "
+                        "instead of the loopback manager")
     args = parser.parse_args()
     facts = json.loads(FACTS.read_text())
     os.environ.setdefault("GOOGLE_API_KEY", "bench-" + uuid.uuid4().hex)
     stack = f"dp-bench-{uuid.uuid4().hex[:6]}"
     host = adhoc_host(facts["managers"]["loopback"]["alias"], ssh_config=facts["ssh_config"])
+    if args.cluster:
+        cluster = facts["cluster"]
+        host = adhoc_host(cluster["nodes"][cluster["manager"]]["alias"],
+                          ssh_config=cluster["ssh_config"])
+        tag_on_every_node(cluster, facts["standin_image"])
     with tempfile.TemporaryDirectory(prefix="dp-bench-") as tmp, connect(host.ssh) as conn:
         bench = Bench(conn, [STANDIN_VALUES, overlay(stack, Path(tmp))], stack)
         expected = [*bench.values().active_services(), *bench.values().jobs.by_name()]
