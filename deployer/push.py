@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
-
 from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, DeployError
 from deployer.operations import (
@@ -35,6 +34,7 @@ from deployer.operations import (
     spec_changes,
     unified_diff,
 )
+from deployer.options import GOOGLE_ENV, GOOGLE_KEY
 from deployer.rollback import redeploy, revision_argv
 from deployer.state import (
     DeployLock,
@@ -60,10 +60,6 @@ if TYPE_CHECKING:
     from deployer.shipping.estimate import Estimator
     from deployer.values import Registry, StackValues
 
-GOOGLE_KEY = "google_api_key"
-GOOGLE_ENV = "GOOGLE_API_KEY"
-#: Secrets a push may deploy without a value (``--allow-missing-secret``).
-OPTIONAL_SECRETS = (GOOGLE_KEY,)
 #: The content deployed for an allowed missing secret. Docker refuses empty secrets; the
 #: services strip their *_FILE contents and treat a blank value as "not configured" (the
 #: llm-connector then stays healthy and answers 503 "Gemini API key not configured").
@@ -84,20 +80,18 @@ class PushOptions:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a ``.env`` file (comments, ``export`` and quotes handled)."""
+    """``KEY=VALUE`` lines of a ``.env`` file, parsed by python-dotenv (comments, ``export``,
+    quotes, escapes); a line it cannot parse is an error naming it (dotenv itself only warns)."""
+    from dotenv.parser import parse_stream
+
     out: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
+    with path.open() as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                raise ConfigError(f"{path}:{binding.original.line}: expected KEY=VALUE",
+                                  fix="one KEY=VALUE per line; # starts a comment")
+            if binding.key is not None:
+                out[binding.key] = binding.value or ""
     return out
 
 
@@ -462,22 +456,15 @@ class Pusher:
         # Through the Engine API on the SSH channel: the value is in no file and no argv, on
         # either side (the CLI equivalent is `docker secret create NAME -` fed on stdin).
         key = next(b for b, s in prepared.desired.secrets.items() if s.name == name)
-        labels = {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: key}
-        with docker_errors(self.host):
-            try:
-                client.api.create_secret(name, prepared.secret_values[name].encode(),
-                                         labels=labels)
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created by a concurrent run: same content
-                    raise
+        objects.create(client, self.host, "secret", name, prepared.secret_values[name].encode(),
+                       {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: key})
 
     def _create_configs(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
-        with docker_errors(self.host):
-            present = {c["Spec"]["Name"] for c in client.api.configs()}
-            for name, content in prepared.configs.items():
-                if name not in present:
-                    client.api.create_config(name, content.encode(),
-                                             labels={SECRET_STACK_LABEL: stack})
+        present = objects.names(client, self.host, "config")
+        for name, content in prepared.configs.items():
+            if name not in present:
+                objects.create(client, self.host, "config", name, content.encode(),
+                               {SECRET_STACK_LABEL: stack})
 
     def _wait(self, desired: Desired) -> None:
         wait_converged(
@@ -521,12 +508,6 @@ class Pusher:
         exc.args = (exc.message,)
 
     def _prune(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
-        keep = set(prepared.secret_values)
-        with docker_errors(self.host):
-            for secret in client.api.secrets(filters={"label": f"{SECRET_STACK_LABEL}={stack}"}):
-                name = secret["Spec"]["Name"]
-                if name not in keep:
-                    try:
-                        client.api.remove_secret(secret["ID"])
-                    except docker.errors.APIError:
-                        pass  # still in use by a task being replaced: next push prunes it
+        # One still in use by a task being replaced stays: the next push prunes it.
+        objects.prune(client, self.host, "secret", f"{SECRET_STACK_LABEL}={stack}",
+                      keep=prepared.secret_values)

@@ -113,6 +113,32 @@ def wait(ctx: ActionContext, before: SwarmSnapshot, rolled_back: Collection[str]
                    rolled_back=settled_rollbacks(before) | set(rolled_back))
 
 
+def stopping_tasks(found: SwarmSnapshot, services: Collection[str]) -> list[str]:
+    """Tasks of ``services`` Swarm no longer wants but that still run on a reachable node
+    (the convergence wait counts them out as soon as they are told to stop; a node that is
+    down never reports them stopped, so those are left out)."""
+    ready = {n.id for n in found.nodes if n.state == "ready"}
+    wanted = {s.id: s.short_name for s in found.services if s.short_name in services}
+    return [f"{wanted[t.service_id]}.{t.slot}" for t in found.tasks
+            if t.service_id in wanted and t.state == "running"
+            and t.desired_state not in ("running", "ready", "accepted")
+            and (not found.nodes or t.node_id in ready)]
+
+
+def wait_stopped(ctx: ActionContext, services: Collection[str]) -> None:
+    """After a scale-down: until the removed tasks really stopped (``ctx.wait`` only)."""
+    if not ctx.wait or not services:
+        return
+
+    def done() -> bool:
+        with docker_errors(ctx.host):
+            found = read_snapshot(ctx.conn.docker_client().api, ctx.stack)
+        return not stopping_tasks(found, services)
+
+    poll_until(f"tasks of {', '.join(sorted(services))} still stopping", done, ctx.timeout,
+               fix="look at them with `deployer status`; raise --timeout")
+
+
 def apply(ctx: ActionContext, state: StackState, action: str, commands: Sequence[Command],
           before: SwarmSnapshot, *, rolled_back: Collection[str] = (),
           run: Sequence[Command] | None = None, **details: object) -> None:
@@ -149,6 +175,7 @@ def scale(ctx: ActionContext, requests: Mapping[str, int]) -> list[ScaleChange]:
     with locked(ctx) as state:
         apply(ctx, state, "scale", commands, before, run=commands[:1],
               services={c.service: c.new for c in todo})
+        wait_stopped(ctx, [c.service for c in todo if c.new < c.old])
         revision = None if state.current is None else read_revision(ctx.conn, state,
                                                                      state.current)
         declared = declared_replicas(revision.stack_file if revision else None)

@@ -6,25 +6,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from deployer.commands.render import add_values_arguments
-from deployer.commands.targets import (
-    add_stack_argument,
-    add_target_arguments,
-    hosts_of,
-    load_host_values,
-    open_connector,
+from deployer.commands.hosts import (
+    action_context,
+    add_action_arguments,
+    each_host,
+    stack_name,
+    table,
 )
-from deployer.errors import ConfigError, ConnectError, MlopsError
+from deployer.commands.targets import hosts_of, load_host_values, open_connector
+from deployer.errors import ConfigError
 from deployer.options import DEFAULT_RESOLVE_IMAGE, RESOLVE_IMAGE_CHOICES
 from deployer.output import Reporter
 
 if TYPE_CHECKING:
     from deployer.actions.base import ActionContext
-    from deployer.connectors.base import Connector
     from deployer.inventory import Host
 
 COLUMNS = ("SERVICE", "REPLICAS", "IMAGE", "PORTS", "UPDATE", "HEALTH")
@@ -36,7 +34,7 @@ INTERRUPTED = 130
 def register(subparsers: Any) -> None:
     """Add `status`, `scale`, `restart`, `logs`, `remove`, `rollback` and `history`."""
     p = subparsers.add_parser("status", help="services of the stack: replicas, image, health")
-    _common(p)
+    add_action_arguments(p)
     p.set_defaults(func=run_status)
 
     p = subparsers.add_parser(
@@ -45,7 +43,7 @@ def register(subparsers: Any) -> None:
         "the stack has converged. Says so when the result differs from the pushed values.",
     )
     p.add_argument("requests", nargs="+", metavar="SERVICE=N")
-    _common(p, mutating=True)
+    add_action_arguments(p, mutating=True)
     p.set_defaults(func=run_scale)
 
     p = subparsers.add_parser(
@@ -54,7 +52,7 @@ def register(subparsers: Any) -> None:
         "same spec (`docker service update --force`), then the stack is waited on.",
     )
     p.add_argument("services", nargs="+", metavar="SERVICE")
-    _common(p, mutating=True)
+    add_action_arguments(p, mutating=True)
     p.set_defaults(func=run_restart)
 
     p = subparsers.add_parser(
@@ -68,7 +66,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-n", "--tail", type=int, metavar="N",
                    help="only the last N lines of each service")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    _common(p, values_short=False)
+    add_action_arguments(p, values_short=False)
     p.set_defaults(func=run_logs)
 
     p = subparsers.add_parser(
@@ -80,7 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--volumes", action="store_true",
                    help="also remove the stack's volumes (their data is lost)")
     p.add_argument("-y", "--yes", action="store_true", help="confirm without asking")
-    _common(p, mutating=True)
+    add_action_arguments(p, mutating=True)
     p.set_defaults(func=run_remove)
 
     p = subparsers.add_parser(
@@ -95,79 +93,12 @@ def register(subparsers: Any) -> None:
                    default=DEFAULT_RESOLVE_IMAGE, help="docker stack deploy --resolve-image")
     p.add_argument("--env-file", metavar="FILE",
                    help="read GOOGLE_API_KEY from FILE (to recreate a pruned secret)")
-    _common(p, mutating=True)
+    add_action_arguments(p, mutating=True)
     p.set_defaults(func=run_rollback)
 
     p = subparsers.add_parser("history", help="the stack's revisions (time, who, values, images)")
-    _common(p)
+    add_action_arguments(p)
     p.set_defaults(func=run_history)
-
-
-def _common(parser: argparse.ArgumentParser, *, mutating: bool = False,
-            values_short: bool = True) -> None:
-    add_target_arguments(parser)
-    add_stack_argument(parser)
-    # Values give the stack name (inventory overlays included) and, for rollback, the content
-    # of pruned secrets/configs.
-    if values_short:
-        add_values_arguments(parser)
-    else:  # `logs -f` is --follow, as in docker and tail
-        parser.add_argument("--values", dest="values_files", action="append", type=Path,
-                            default=[], metavar="FILE", help="values overlay (repeatable)")
-        parser.add_argument("--set", dest="sets", action="append", default=[],
-                            metavar="KEY=VALUE", help="override one value (repeatable)")
-    if mutating:
-        parser.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
-                            help="how long to wait for the stack (default 300)")
-        parser.add_argument("--break-lock", action="store_true",
-                            help="take the stack's deploy lock even if another run holds it")
-
-
-def stack_name(host: Host, args: argparse.Namespace) -> str:
-    """``--stack``, else ``stack.name`` of the values (defaults < host overlays < -f < --set)."""
-    if args.stack:
-        return str(args.stack)
-    return load_host_values(host, args).stack.name
-
-
-Action = Callable[["ActionContext", "Host"], object]
-
-
-def _context(conn: Connector, stack: str, args: argparse.Namespace,
-             reporter: Reporter) -> ActionContext:
-    from deployer.actions.base import ActionContext
-
-    return ActionContext(conn, stack, reporter, break_lock=getattr(args, "break_lock", False),
-                         timeout=getattr(args, "timeout", 300.0))
-
-
-def _each_host(args: argparse.Namespace, reporter: Reporter, command: str,
-               action: Action) -> int:
-    """Run ``action`` on every target host, Ansible-like: a failed host does not stop the
-    others; recap at the end; exit code 4 if a host was unreachable, else the error's."""
-    errors: list[MlopsError] = []
-    for host in hosts_of(args):
-        stack = stack_name(host, args)
-        try:
-            conn = open_connector(host)
-        except ConnectError as exc:
-            reporter.unreachable(host.label)
-            reporter.text(exc.render())
-            errors.append(exc)
-            continue
-        try:
-            action(_context(conn, stack, args, reporter), host)
-        except MlopsError as exc:
-            reporter.step(conn.host, "failed", command, stack)
-            reporter.text(exc.render())
-            errors.append(exc)
-        finally:
-            conn.close()
-    reporter.recap()
-    code = reporter.exit_code()
-    if errors and code != 4:
-        code = errors[-1].exit_code
-    return code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +113,7 @@ def run_status(args: argparse.Namespace) -> int:
     for host in hosts_of(args):
         stack = stack_name(host, args)
         with open_connector(host) as conn:
-            ctx = _context(conn, stack, args, reporter)
+            ctx = action_context(conn, stack, args, reporter)
             found = snapshot(ctx)
             print(f"[{conn.host}] stack {stack}: {len(found.services)} service(s)")
             rows: list[tuple[str, ...]] = [
@@ -190,17 +121,10 @@ def run_status(args: argparse.Namespace) -> int:
                  s.update_state or "-", s.health)
                 for s in found.services
             ]
-            print(_table(rows, COLUMNS))
+            print(table(rows, COLUMNS))
             for line in status_lines(ctx):  # a cluster's nodes not ready (none on one node)
                 print(line)
     return 0
-
-
-def _table(rows: Sequence[tuple[str, ...]], columns: Sequence[str] = ()) -> str:
-    from deployer.history import COLUMNS as HISTORY_COLUMNS
-    from deployer.history import table
-
-    return table(rows, columns or HISTORY_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,14 +136,14 @@ def run_scale(args: argparse.Namespace) -> int:
     from deployer.scale import parse_requests
 
     requests: Mapping[str, int] = parse_requests(args.requests)  # fails before connecting
-    return _each_host(args, Reporter(verbose=args.verbose), "scale",
+    return each_host(args, Reporter(verbose=args.verbose), "scale",
                       lambda ctx, host: scale(ctx, requests))
 
 
 def run_restart(args: argparse.Namespace) -> int:
     from deployer.actions.services import restart
 
-    return _each_host(args, Reporter(verbose=args.verbose), "restart",
+    return each_host(args, Reporter(verbose=args.verbose), "restart",
                       lambda ctx, host: restart(ctx, args.services))
 
 
@@ -244,7 +168,7 @@ def run_logs(args: argparse.Namespace) -> int:
     stack = stack_name(host, args)
     conn = open_connector(host)
     try:
-        found = deployed(_context(conn, stack, args, Reporter(verbose=args.verbose)))
+        found = deployed(action_context(conn, stack, args, Reporter(verbose=args.verbose)))
         if args.service:
             service = service_of(found, args.service, "logs")
             services = [service]
@@ -297,7 +221,7 @@ def run_remove(args: argparse.Namespace) -> int:
             fix="rerun with --volumes --yes to confirm (or without --volumes to keep the data)",
         )
     confirm = None if args.yes else _confirm
-    return _each_host(args, Reporter(verbose=args.verbose), "remove",
+    return each_host(args, Reporter(verbose=args.verbose), "remove",
                       lambda ctx, host: remove(ctx, volumes=args.volumes, confirm=confirm))
 
 
@@ -314,9 +238,9 @@ def run_rollback(args: argparse.Namespace) -> int:
                           "--to-revision redeploys a whole stored revision")
     reporter = Reporter(verbose=args.verbose)
     if args.service:
-        return _each_host(args, reporter, "rollback",
+        return each_host(args, reporter, "rollback",
                           lambda ctx, host: rollback_service(ctx, args.service))
-    return _each_host(args, reporter, "rollback",
+    return each_host(args, reporter, "rollback",
                       lambda ctx, host: _rollback_stack(ctx, host, args))
 
 
@@ -335,6 +259,7 @@ def _rollback_stack(ctx: ActionContext, host: Host, args: argparse.Namespace) ->
 
 
 def run_history(args: argparse.Namespace) -> int:
+    from deployer.history import COLUMNS as HISTORY_COLUMNS
     from deployer.history import read_history
 
     for host in hosts_of(args):
@@ -345,5 +270,5 @@ def run_history(args: argparse.Namespace) -> int:
             print(f"[{conn.host}] stack {stack}: {len(history.revisions)} revision(s), "
                   f"current: {current}")
             if history.revisions:
-                print(_table([r.row() for r in history.revisions]))
+                print(table([r.row() for r in history.revisions], HISTORY_COLUMNS))
     return 0

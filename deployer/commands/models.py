@@ -7,7 +7,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from deployer.commands.manage import _common, _context, _each_host, _table, stack_name
+from deployer.commands.hosts import (
+    action_context,
+    add_action_arguments,
+    each_host,
+    stack_name,
+    table,
+)
 from deployer.commands.targets import hosts_of, open_connector
 from deployer.output import Reporter
 
@@ -44,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def _options(parser: argparse.ArgumentParser, *, mutating: bool = False) -> None:
-    _common(parser, mutating=mutating)
+    add_action_arguments(parser, mutating=mutating)
     parser.add_argument("--endpoint", dest="endpoints", action="append", default=[],
                         metavar="SERVICE=HOST:PORT",
                         help="where mlflow-server, sklearn-model or cnn-image answers as the "
@@ -70,9 +76,9 @@ def run_list(args: argparse.Namespace) -> int:
     for host in hosts_of(args):
         stack = stack_name(host, args)
         with open_connector(host) as conn:
-            found = overview(_context(conn, stack, args, reporter), endpoints=endpoints)
+            found = overview(action_context(conn, stack, args, reporter), endpoints=endpoints)
         print(f"[{conn.host}] stack {stack}: served models")
-        print(_table([(s.service, s.name or "-", s.version or "-", s.alias or "-",
+        print(table([(s.service, s.name or "-", s.version or "-", s.alias or "-",
                        s.problem or _metrics(s.metrics)) for s in found.served],
                      SERVED_COLUMNS))
         rows = [(m.name, v.version, ", ".join(v.aliases) or "-",
@@ -80,7 +86,7 @@ def run_list(args: argparse.Namespace) -> int:
                  _metrics(v.metrics))
                 for m in found.registry for v in m.versions]
         print(f"\n[{conn.host}] registered versions")
-        print(_table(rows, VERSION_COLUMNS))
+        print(table(rows, VERSION_COLUMNS))
         for name in found.missing:
             print(f"  {name}: not registered yet")
     return 0
@@ -94,4 +100,4 @@ def run_promote(args: argparse.Namespace) -> int:
     def action(ctx: ActionContext, host: Host) -> object:
         return promote(ctx, args.model, args.version, alias=args.alias, endpoints=endpoints)
 
-    return _each_host(args, Reporter(verbose=args.verbose), "promote", action)
+    return each_host(args, Reporter(verbose=args.verbose), "promote", action)
