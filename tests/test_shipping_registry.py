@@ -53,12 +53,13 @@ def stack(bed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     for host in (bed["docker_host"], bed["managers"]["remote"]["docker_host"]):
         api = docker.APIClient(base_url=host)
         for image in api.images():
-            for tag in image.get("RepoTags") or ():
-                if f"{REPO_PREFIX}/reg" in tag:
-                    try:
-                        api.remove_image(tag)
-                    except docker.errors.APIError:
-                        pass
+            # Pulled by digest, an image has no tag, only a RepoDigest.
+            names = [*(image.get("RepoTags") or ()), *(image.get("RepoDigests") or ())]
+            if any(f"{REPO_PREFIX}/reg" in name for name in names):
+                try:
+                    api.remove_image(image["Id"], force=True)
+                except docker.errors.APIError:
+                    pass
 
 
 def push(bed: dict[str, Any], values: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
