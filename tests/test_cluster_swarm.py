@@ -13,12 +13,10 @@ import json
 import os
 import subprocess
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 from cluster_bed import (  # noqa: F401 - cluster: the fixture
     STANDIN_VALUES,
@@ -174,47 +172,40 @@ def test_unsatisfiable_constraint_fails_fast_and_rolls_back(
 
 
 @pytest.fixture
-def manager_only_image(stack: ClusterStack, bed: dict[str, Any]) -> Iterator[str]:
-    """A new image on the deploying machine (the stand-in plus a label: no layer to build):
-    push ships it to the manager only, so the workers do not have it."""
-    ref = f"mlops-cltest:{uuid.uuid4().hex[:8]}"
-    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+def untagged_on_worker(stack: ClusterStack) -> Iterator[tuple[str, str]]:
+    """The service's image reference removed from one worker (the image itself stays: its
+    running container uses it): what a node that never got the image looks like to Swarm.
+    Put back afterwards. Yields (worker hostname, image reference)."""
+    service = stack.api.inspect_service(stack.service("llm-connector"))
+    ref = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    api = node_api(stack.cluster, "worker1")
+    image_id = api.inspect_image(ref)["Id"]
+    api.remove_image(ref)  # untag only: other tags and the running container keep the image
     try:
-        proc = subprocess.run(
-            ["docker", "-H", bed["docker_host"], "build", "-q", "-t", ref, "-"],
-            input=f"FROM {bed['standin_image']}\nLABEL cltest={ref}\n", text=True,
-            capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
-        assert proc.returncode == 0, proc.stderr
-        yield ref
+        yield stack.cluster["nodes"]["worker1"]["hostname"], ref
     finally:
-        for name in stack.cluster["nodes"]:
-            api = node_api(stack.cluster, name)
-            try:
-                image_id = local.inspect_image(ref)["Id"]
-                api.remove_image(image_id, force=True)
-            except docker.errors.APIError:
-                pass
-            finally:
-                api.close()
-        try:
-            local.remove_image(ref, force=True)
-        except docker.errors.APIError:
-            pass
-        local.close()
+        repo, tag = ref.rsplit(":", 1)
+        api.tag(image_id, repo, tag)
+        api.close()
 
 
 def test_worker_without_the_image_rejects_with_the_node_named(
-    stack: ClusterStack, manager_only_image: str, capsys: pytest.CaptureFixture[str]
+    stack: ClusterStack, untagged_on_worker: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out = run(stack.argv("push", "--timeout", "300", "--set",
-                               f"services.llm-connector.image={manager_only_image}"), capsys)
+    worker, ref = untagged_on_worker
+    # A restart replaces every task: the one placed on the worker cannot start there.
+    code, out = run(stack.argv("restart", "llm-connector", "--timeout", "300"), capsys)
     assert code != 0, out
-    # An update: Swarm's own update rollback may be what stops it first; either way the
-    # error names the worker that lacks the image and what it said.
-    assert "task error on node mlc-worker" in out and "No such image" in out, out
-    assert "lacks the image" in out
-    assert "rollback" in out
-    wait_until("the previous image back on every node", lambda: _one_per_node(stack),
+    # Swarm's own update rollback may be what stops it first; either way the error names the
+    # worker that lacks the image and what it said.
+    assert f"task error on node {worker}" in out and f"No such image: {ref}" in out, out
+    assert f"node {worker} lacks the image" in out, out
+
+
+def test_back_to_one_task_per_node_once_the_image_is_back(stack: ClusterStack) -> None:
+    # (after the fixture above put the image back) Swarm retries the rejected slot.
+    wait_until("one task per node again", lambda: _one_per_node(stack), timeout=180,
                show=lambda: stack.tasks_summary("llm-connector"))
 
 
