@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -50,8 +51,9 @@ def build_extra(tmp: Path, ref: str, content: str) -> str:
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM mlops-standin:latest\nCOPY app.txt /opt/app.txt\n")
     (ctx / "app.txt").write_text(content)
+    # The legacy builder: BuildKit would look the stand-in up in a registry (none is reachable).
     subprocess.run(["docker", "build", "-q", "-t", ref, str(ctx)], check=True,
-                   capture_output=True)
+                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
     return str(docker.APIClient().inspect_image(ref)["Id"])
 
 
