@@ -28,9 +28,25 @@ from cnn_image.model import Hyperparams, fit
 log = logging.getLogger(__name__)
 
 
+#: What the outputs of a version trained here are (its last layer is a softmax).
+TRAINED_OUTPUTS = "the trained CNN's softmax layer"
+
+
 def class_names(info: ModelInfo) -> list[str]:
     """The classes of a version, in output order (logged as the model's metadata)."""
     return [str(n) for n in info.metadata.get("class_names") or []]
+
+
+def outputs(info: ModelInfo) -> str:
+    """What the served probabilities are (``cnn_image.register`` logs it for a file trained
+    elsewhere; older versions trained here did not)."""
+    return str(info.metadata.get("outputs") or TRAINED_OUTPUTS)
+
+
+def provenance(info: ModelInfo) -> dict[str, str]:
+    """Source, file hash, licence, input scaling of a registered file (empty when trained
+    here: the training run is the provenance)."""
+    return {str(k): str(v) for k, v in (info.metadata.get("provenance") or {}).items()}
 
 
 def hyperparams(settings: Settings) -> Hyperparams:
@@ -101,13 +117,13 @@ class Cifar10Cnn:
                 name="model",
                 registered_model_name=settings.model_name,
                 signature=signature(len(data.class_names)),
-                metadata={"class_names": data.class_names},
+                metadata={"class_names": data.class_names, "outputs": TRAINED_OUTPUTS},
                 # Given explicitly: inferring them starts a subprocess that re-imports the model.
                 pip_requirements=[f"tensorflow-cpu=={dist_version('tensorflow-cpu')}",
                                   f"keras=={keras.__version__}"],
             )
         return promote(settings, client, run, logged.registered_model_version, trained.metrics,
-                       metadata={"class_names": data.class_names})
+                       metadata={"class_names": data.class_names, "outputs": TRAINED_OUTPUTS})
 
     def load(self, path: Path, info: ModelInfo) -> Any:
         """The Keras model saved in ``path``; its outputs must match the logged class names."""
@@ -120,9 +136,12 @@ class Cifar10Cnn:
 
     def register_hint(self, settings: Settings) -> str:
         """How an operator gives this service a model (shown while it waits for one)."""
-        return train_hint(settings, "cnn_image.train",
-                          "CIFAR10_DIR set to a folder holding cifar-10-batches-py (the official "
-                          "python archive)")
+        return (train_hint(settings, "cnn_image.train",
+                           "CIFAR10_DIR set to a folder holding cifar-10-batches-py (the "
+                           "official python archive)")
+                + "; or register a trained Keras file: `python -m cnn_image.register FILE "
+                  "--alias " + settings.model_alias + " --outputs logits|probabilities "
+                  "--input-scaling 0-255|0-1 --source WHERE --licence LICENCE`")
 
 
 FLAVOUR = Cifar10Cnn()

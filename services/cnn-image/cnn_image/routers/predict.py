@@ -10,7 +10,7 @@ from mlops_serving.deps import LoadedDep
 from mlops_serving.schemas import ModelRef
 
 from cnn_image.deps import SettingsDep
-from cnn_image.flavour import class_names
+from cnn_image.flavour import class_names, outputs
 from cnn_image.model import ImageError, image_to_input, top_k
 from cnn_image.schemas import ClassScore, PredictResponse
 
@@ -48,4 +48,5 @@ async def predict(
         label=best[0][0],
         top_k=[ClassScore.model_validate({"class": n, "probability": p}) for n, p in best],
         probabilities={n: float(p) for n, p in zip(names, probs, strict=True)},
+        outputs=outputs(loaded.info),
     )
