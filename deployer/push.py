@@ -356,6 +356,7 @@ class Pusher:
                 self._create_configs(client, desired.stack, prepared)
                 write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
             elif step.kind == "stack-deploy":
+                self._distribute(desired)
                 self._stack_deploy(list(step.argv))
             elif step.kind == "wait":
                 try:
@@ -417,6 +418,19 @@ class Pusher:
         images = {s: ImageRef(s, pinned[s], i.id) for s, i in inputs.images.items()}
         self._pinned = [ref for ref in pinned.values() if "@sha256:" in ref]
         return dataclasses.replace(inputs, images=images)
+
+    def _distribute(self, desired: Desired) -> None:
+        """The cluster's other nodes get the images their tasks may need (registry mode: they
+        pull from the registry themselves)."""
+        if self._registry is not None or self.local is None:
+            return
+        from deployer.shipping.nodes import distribute
+
+        left = distribute(self.local, self.conn, desired.stack_file,
+                          {i.ref: i.id for i in desired.images.values()}, self.out)
+        if left:
+            self.out.info(f"without the images: {', '.join(left)}; Swarm rejects tasks there "
+                          "('No such image') and the wait names the node")
 
     def _stack_deploy(self, argv: list[str]) -> None:
         if self._registry is None:

@@ -34,23 +34,9 @@ def cluster() -> dict[str, Any]:
     """The cluster's facts (nodes by short name: manager, worker1, worker2)."""
     bed_command("cluster-up")
     facts: dict[str, Any] = json.loads(FACTS.read_text())["cluster"]
-    standin = json.loads(FACTS.read_text())["standin_image"]
-    for name in facts["nodes"]:
-        tag_content_ref(facts, name, standin)
+    # Push gives every node the images under the refs the stack file uses (the bed loaded the
+    # stand-in's layers onto each node: only the tag is new there).
     return facts
-
-
-def tag_content_ref(cluster: dict[str, Any], node: str, image: str) -> None:
-    """Tag ``image`` on ``node`` as push references it (``repo:<id[:12]>``, see
-    deployer.build.content_tag): push ships images to the manager only, so until image
-    distribution to every node lands, the bed's docker-loaded copy stands in for it."""
-    api = node_api(cluster, node)
-    try:
-        image_id = api.inspect_image(image)["Id"]
-        repo = image.rsplit(":", 1)[0]
-        api.tag(image, repo, image_id.split(":", 1)[1][:12])
-    finally:
-        api.close()
 
 
 def node_api(cluster: dict[str, Any], name: str) -> docker.APIClient:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +78,13 @@ class Shipper:
         *,
         registry_dir: Path | None = None,
         layers: bool = True,
+        registry: LocalRegistry | None = None,
+        pushed: Mapping[tuple[str, str], LayerStats] | None = None,
     ) -> None:
+        """``registry``: a running local registry shared with other sessions (the nodes of a
+        cluster, shipped to in parallel); it is left running by ``close``. Without one, the
+        session starts its own. ``pushed``: ``(image_id, ref)`` already in that registry (by
+        ``push_local``), so this session only pulls them."""
         self.local = local
         self.conn = conn
         self.host = conn.host
@@ -86,11 +92,13 @@ class Shipper:
         self._registry_dir = registry_dir
         self._want_layers = layers
         self._registry: LocalRegistry | None = None
+        self._shared = registry
         self._forward: RemoteForward | None = None
         self._opened = False
         # Pushes into the local registry run ahead on one thread while the target pulls.
         self._pusher: ThreadPoolExecutor | None = None
         self._pushes: dict[tuple[str, str], Future[LayerStats]] = {}
+        self._pushed = dict(pushed or {})
         #: Why this session ships whole images (None: layer mode).
         self.fallback_reason: str | None = None
         self.reports: list[ShipReport] = []
@@ -108,18 +116,20 @@ class Shipper:
         if transport is None:
             self._fall_back(f"{self.host} is not reached over SSH (no port forward)")
             return
-        registry = LocalRegistry(self._registry_dir)
-        try:
-            registry.start()
-        except RegistryUnavailable as exc:
-            self._fall_back(exc.render())
-            return
-        self.events.info(f"local registry on {registry.address} (data in {registry.dir})",
-                         level=1)
+        registry = self._shared or LocalRegistry(self._registry_dir)
+        if self._shared is None:
+            try:
+                registry.start()
+            except RegistryUnavailable as exc:
+                self._fall_back(exc.render())
+                return
+            self.events.info(f"local registry on {registry.address} (data in {registry.dir})",
+                             level=1)
         try:
             forward = RemoteForward(transport, registry.port, self.host)
         except ForwardRefused as exc:
-            registry.stop()
+            if self._shared is None:
+                registry.stop()
             self._fall_back(exc.render())
             return
         self.events.info(f"{self.host}: 127.0.0.1:{forward.port} forwarded to the local "
@@ -156,7 +166,7 @@ class Shipper:
             if forward is not None:
                 forward.close()
         finally:
-            if registry is not None:
+            if registry is not None and registry is not self._shared:
                 registry.stop()
 
     def __enter__(self) -> Shipper:
@@ -194,20 +204,7 @@ class Shipper:
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
-        """``docker push`` into the local registry: only layers it lacks are compressed and
-        uploaded. The temporary ``127.0.0.1:PORT/...`` tag is removed again."""
-        repo, tag = ship.split_ref(ref)
-        pushed_repo = f"{registry.address}/{repository_path(repo)}"
-        self.events.info(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
-        self.events.info(f"$ docker push {pushed_repo}:{tag}", level=1)
-        with docker_errors("local"):
-            self.local.api.tag(image_id, pushed_repo, tag)
-            try:
-                return follow(self.local.api.push(pushed_repo, tag, stream=True, decode=True),
-                              pull=False)
-            finally:
-                with contextlib.suppress(docker.errors.APIError):
-                    self.local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)
+        return push_local(self.local, self.events, image_id, ref, registry)
 
     def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry,
                      forward: RemoteForward) -> ShipReport:
@@ -216,7 +213,8 @@ class Shipper:
         pulled_repo = f"127.0.0.1:{forward.port}/{path}"
         say = self.events.info
         future = self._pushes.pop((image_id, ref), None)
-        pushed = (future.result() if future is not None
+        done = self._pushed.get((image_id, ref))
+        pushed = (done if done is not None else future.result() if future is not None
                   else self._push_local(image_id, ref, registry))
         say(f"{ref}: {len(pushed.moved)} of {pushed.layers} layers pushed to the local "
             f"registry ({human(pushed.total_bytes)} uncompressed)")
@@ -246,3 +244,20 @@ class Shipper:
         sent = forward.bytes_to_target - before
         return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
 
+
+def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: str,
+               registry: LocalRegistry) -> LayerStats:
+    """``docker push`` into the local registry: only layers it lacks are compressed and
+    uploaded. The temporary ``127.0.0.1:PORT/...`` tag is removed again."""
+    repo, tag = ship.split_ref(ref)
+    pushed_repo = f"{registry.address}/{repository_path(repo)}"
+    events.info(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
+    events.info(f"$ docker push {pushed_repo}:{tag}", level=1)
+    with docker_errors("local"):
+        local.api.tag(image_id, pushed_repo, tag)
+        try:
+            return follow(local.api.push(pushed_repo, tag, stream=True, decode=True),
+                          pull=False)
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)

@@ -1,0 +1,135 @@
+"""Images on every node (the three-node cluster): push gives each worker that may run a task
+the images it lacks, through the manager as its SSH jump host, only the missing layers; a
+second push finds them there and ships nothing; placement decides which nodes get what.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+from cluster_bed import ClusterStack, cluster, node_api, wait_until  # noqa: F401
+
+from deployer.cli import main
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WORKERS = ("mlc-worker1", "mlc-worker2")
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture
+def new_image(bed: dict[str, Any], cluster: dict[str, Any]) -> Iterator[str]:  # noqa: F811
+    """An image only the deploying machine has: the stand-in plus one small layer."""
+    ref = f"mlops-clship:{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex
+    proc = subprocess.run(
+        ["docker", "-H", bed["docker_host"], "build", "-q", "-t", ref, "-"],
+        input=f"FROM {bed['standin_image']}\nRUN echo {marker} > /clship-marker\n", text=True,
+        capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    assert proc.returncode == 0, proc.stderr
+    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+    image_id = local.inspect_image(ref)["Id"]
+    try:
+        yield ref
+    finally:
+        for name in cluster["nodes"]:
+            api = node_api(cluster, name)
+            try:
+                api.remove_image(image_id, force=True)
+            except docker.errors.APIError:
+                pass
+            finally:
+                api.close()
+        try:
+            local.remove_image(ref, force=True)
+        except docker.errors.APIError:
+            pass
+        local.close()
+
+
+@pytest.fixture
+def stack(cluster: dict[str, Any],  # noqa: F811
+          tmp_path: Any) -> Iterator[ClusterStack]:
+    before = os.environ.get("GOOGLE_API_KEY")
+    os.environ["GOOGLE_API_KEY"] = "clship-key"
+    placed = ClusterStack(cluster, tmp_path, prefix="cs", replicas=3, base_port=21500,
+                          extra={"llm-connector": {"placement": {"max_replicas_per_node": 1}}})
+    try:
+        yield placed
+    finally:
+        placed.cleanup()
+        if before is None:
+            os.environ.pop("GOOGLE_API_KEY", None)
+        else:
+            os.environ["GOOGLE_API_KEY"] = before
+
+
+def image_on(cluster: dict[str, Any], node: str, ref: str) -> str | None:  # noqa: F811
+    api = node_api(cluster, node)
+    try:
+        return str(api.inspect_image(ref)["Id"])
+    except docker.errors.ImageNotFound:
+        return None
+    finally:
+        api.close()
+
+
+def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
+    stack: ClusterStack, new_image: str, bed: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cluster_facts = stack.cluster
+    names = {n["hostname"]: short for short, n in cluster_facts["nodes"].items()}
+    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+    image_id = local.inspect_image(new_image)["Id"]
+    local.close()
+    pinned = f"mlops-clship:{image_id.removeprefix('sha256:')[:12]}"  # as push references it
+    assert all(image_on(cluster_facts, names[w], image_id) is None for w in WORKERS)
+    code, out = run(stack.argv("push", "--timeout", "240", "--set",
+                               f"services.llm-connector.image={new_image}"), capsys)
+    assert code == 0, out
+    for worker in WORKERS:
+        # Reached through the manager; only the one new layer moved (the base is there).
+        assert f"changed: [{worker}] ship-image {pinned}  (1 of 3 layers pulled" in out, out
+        assert image_on(cluster_facts, names[worker], pinned) == image_id
+    running = stack.running_tasks("llm-connector")
+    assert sorted(running.values()) == sorted(["mlc-manager", *WORKERS]), running
+    # A forced redeploy: every node has it, nothing ships.
+    code, out = run(stack.argv("push", "--force", "--timeout", "240", "--set",
+                               f"services.llm-connector.image={new_image}"), capsys)
+    assert code == 0, out
+    assert "ship-image" not in out.replace("ship-images", ""), out
+    for worker in WORKERS:
+        assert f"ok: [{worker}] ship-images" in out, out
+
+
+def test_placement_decides_which_nodes_get_the_image(
+    stack: ClusterStack, new_image: str, bed: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cluster_facts = stack.cluster
+    names = {n["hostname"]: short for short, n in cluster_facts["nodes"].items()}
+    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+    image_id = local.inspect_image(new_image)["Id"]
+    local.close()
+    code, out = run(stack.argv(
+        "push", "--timeout", "240",
+        "--set", f"services.llm-connector.image={new_image}",
+        "--set", "services.llm-connector.replicas=1",
+        "--set", 'services.llm-connector.placement.constraints=["node.hostname == mlc-worker2"]',
+    ), capsys)
+    assert code == 0, out
+    assert image_on(cluster_facts, names["mlc-worker2"], image_id) == image_id
+    assert image_on(cluster_facts, names["mlc-worker1"], image_id) is None, out
+    assert list(stack.running_tasks("llm-connector").values()) == ["mlc-worker2"]
