@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ from deployer.cli import main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BASE_PORT = 21300
+# Host-mode ports on every node: a run's own range, so a second run at the same time (another
+# engineer's) does not find them taken.
+BASE_PORT = 21700 + 10 * secrets.randbelow(40)
 LLM_PORT = BASE_PORT + 1
 NODES = {"mlc-manager", "mlc-worker1", "mlc-worker2"}
 
