@@ -8,12 +8,15 @@ import os
 
 import uvicorn
 
+from mlops_serving.quiet import quiet_libraries
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(factory: str, default_port: int) -> None:
     """Run ``factory`` (``"pkg.main:create_app"``) in this process (PID 1's child under
     ``init: true``)."""
+    quiet_libraries()
     level = os.environ.get("LOG_LEVEL", "info").upper()
     logging.basicConfig(level=level, format=LOG_FORMAT)
     uvicorn.run(factory, factory=True, host=os.environ.get("HOST", "0.0.0.0"),

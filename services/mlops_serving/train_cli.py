@@ -11,9 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_serving.errors import DatasetError
+from mlops_serving.quiet import quiet_libraries
 from mlops_serving.registry import Flavour, fmt_metrics
 from mlops_serving.serve import LOG_FORMAT
 from mlops_serving.settings import ModelServiceSettings, SettingsError
+
+# At import, not in main(): `python -m <service>.train` imports its flavour (MLflow, hence
+# GitPython and TensorFlow) right after this module, before main() runs.
+quiet_libraries()
 
 
 def main(settings_cls: type[ModelServiceSettings], flavour: Flavour[Any]) -> int:

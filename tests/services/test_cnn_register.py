@@ -1,6 +1,8 @@
-"""cnn-image's `python -m cnn_image.register`: the pretrained CIFAR-10 CNN of the PyPI wheel
-cifar-10-model 7.4.0 registered in the bed's real MLflow with its provenance, then served by
-the API (softmax over the file's logits), plus the command's refusals."""
+"""cnn-image's `python -m cnn_image.register` as the main job runs it (scripts/_models.sh): a
+real cnn-image process waiting for a model (no CIFAR-10), the pretrained CIFAR-10 CNN of the
+PyPI wheel cifar-10-model 7.4.0 registered in the bed's real MLflow with its provenance, then
+served by that process without a restart (softmax over the file's logits); the command's
+refusals; and a quiet log (no GitPython warnings, a few meaningful lines)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from PIL import Image
-from svc_util import CLASSES, SERVICES, python_env, service_app, wait_for
+from svc_util import CLASSES, REPO, SERVICES, python_env
+from svcutil import ServiceProcess, free_port
 
 SERVICE = "cnn-image"
 WHEEL = "cifar-10-model==7.4.0"
@@ -51,14 +54,39 @@ def register(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="module")
-def registered(bed_service_env: dict[str, str], pretrained_h5: Path,
-               run_tag: str) -> dict[str, Any]:
-    name = f"t-pretrained-{run_tag}"
+def name(run_tag: str) -> str:
+    return f"t-pretrained-{run_tag}"
+
+
+@pytest.fixture(scope="module")
+def waiting(bed_service_env: dict[str, str], name: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """cnn-image on loopback, nothing registered and training off: waiting-for-model. Without
+    git (GIT_PYTHON_GIT_EXECUTABLE names none), as in the images, where GitPython warns."""
     env = {**bed_service_env, "MODEL_NAME": name, "MLFLOW_EXPERIMENT_NAME": name,
-           "TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet"}
-    proc = register(env, str(pretrained_h5), "--alias", "champion", *PROVENANCE)
+           "TRAIN_IF_MISSING": "false", "MODEL_POLL_SECONDS": "2",
+           "MODEL_DIR": str(tmp_path_factory.mktemp("cnn-models")),
+           "GIT_PYTHON_GIT_EXECUTABLE": "/nonexistent/git"}
+    env.pop("GIT_PYTHON_REFRESH", None)
+    with ServiceProcess(SERVICE, free_port(), env, tmp_path_factory.mktemp("cnn-log")) as proc:
+        assert httpx.get(proc.url + "/health").json()["status"] == "waiting-for-model"
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def registered(waiting: ServiceProcess, name: str, bed: dict[str, Any], pretrained_h5: Path,
+               bed_service_env: dict[str, str]) -> dict[str, Any]:
+    """The main job's step (scripts/_models.sh) against the waiting service and the bed's
+    MLflow, its model cache where the test keeps the file (so its download is skipped)."""
+    script = (f". {REPO}/scripts/_models.sh && register_pretrained_cnn {REPO} {waiting.url} "
+              f"{bed['mlflow']['tracking_uri']} {name}")
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=400,
+                          env=python_env({**bed_service_env,
+                                          "MLOPS_MODEL_CACHE": str(pretrained_h5.parent.parent)}))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"name": name, "env": env, "stdout": proc.stdout}
+    assert f"cnn-image ready: serving {name}@champion" in proc.stdout, proc.stdout + proc.stderr
+    env = {**bed_service_env, "MODEL_NAME": name, "MLFLOW_EXPERIMENT_NAME": name}
+    return {"name": name, "env": env, "stdout": proc.stdout, "url": waiting.url}
 
 
 def png(draw: list[tuple[slice, list[int]]], size: tuple[int, int] = (96, 64)) -> bytes:
@@ -109,23 +137,10 @@ def test_if_missing_leaves_the_alias_alone(registered: dict[str, Any], pretraine
         == ["1"]
 
 
-@pytest.fixture(scope="module")
-def served(registered: dict[str, Any], bed_environ: dict[str, str],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with service_app(SERVICE, "config", "main") as mods:
-        settings = mods["config"].Settings(model_name=registered["name"], train_if_missing=False,
-                                           model_dir=tmp_path_factory.mktemp("models"))
-        with TestClient(mods["main"].create_app(settings)) as client:
-            health = wait_for(lambda: client.get("/health"),
-                              lambda r: r.json().get("status") == "ready", 180)
-            assert health.json()["status"] == "ready", health.text
-            yield client
-
-
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_served_answers_are_probabilities_and_name_the_version(served: TestClient,
-                                                               registered: dict[str, Any]) -> None:
+def test_served_answers_are_probabilities_and_name_the_version(registered: dict[str, Any]) -> None:
+    served = httpx.Client(base_url=registered["url"], timeout=30)
     info = served.get("/model").json()
     assert info["version"] == "1" and info["class_names"] == CLASSES
     assert info["metrics"] == {}
@@ -163,3 +178,15 @@ def test_wrong_class_count_is_refused(bed_service_env: dict[str, str],
                     *PROVENANCE, "--class-names", "a,b,c")
     assert proc.returncode == 2
     assert "10 outputs but 3 class names" in proc.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_healthy_start_logs_a_few_meaningful_lines(registered: dict[str, Any],
+                                                     waiting: ServiceProcess) -> None:
+    log = waiting.logs()
+    assert "GitPython" not in log and "git executable" not in log.lower(), log[:3000]
+    lines = [line for line in log.splitlines() if line.strip()]
+    # Start, waiting for a model, the version served: a handful, not a wall of warnings.
+    assert f"serving {registered['name']} version 1" in log
+    assert len(lines) <= 12, "\n".join(lines)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_serving.quiet import quiet_libraries
 from mlops_serving.serve import LOG_FORMAT
 from mlops_serving.settings import SettingsError
 from pydantic import ValidationError
@@ -182,6 +183,7 @@ def register(args: argparse.Namespace, settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, check, register; one line of output (or one error line and an exit code)."""
+    quiet_libraries()  # MLflow and Keras are imported after this
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     args = _parser().parse_args(argv)
     try:
