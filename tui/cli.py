@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Compose project on the local engine (`deployer compose up`), named by --stack",
     )
     add_ssh_arguments(parser)
+    _add_view_arguments(parser)
+    return parser
+
+
+def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the dashboard shows and compares with: stack, refresh, values, model endpoints."""
     parser.add_argument(
         "--endpoint",
         dest="endpoints",
@@ -74,7 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="values override (as for the deployer)",
     )
-    return parser
 
 
 def build_backend(

@@ -33,6 +33,11 @@ INTERRUPTED = 130
 
 def register(subparsers: Any) -> None:
     """Add `status`, `scale`, `restart`, `logs`, `remove`, `rollback` and `history`."""
+    _register_service_commands(subparsers)
+    _register_stack_commands(subparsers)
+
+
+def _register_service_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="services of the stack: replicas, image, health")
     add_action_arguments(p)
     p.set_defaults(func=run_status)
@@ -69,6 +74,8 @@ def register(subparsers: Any) -> None:
     add_action_arguments(p, values_short=False)
     p.set_defaults(func=run_logs)
 
+
+def _register_stack_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "remove", help="remove the stack (volumes kept unless --volumes)",
         description="Remove the stack's services and networks, and the secrets and configs "

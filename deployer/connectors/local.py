@@ -55,84 +55,22 @@ class LocalConnector(Connector):
             )
         except FileNotFoundError as exc:
             raise CommandError(argv, 127, f"{argv[0]}: command not found", host=self.host) from exc
-
-        # stdin, stdout and stderr each get their own flow so a large input (an image stream)
-        # cannot deadlock against a chatty output.
-        def feed() -> None:
-            assert proc.stdin is not None
-            try:
-                for chunk in stdin_chunks(stdin):
-                    proc.stdin.write(chunk)
-            except BrokenPipeError:
-                pass  # the command exited early; its exit code says why
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                feeder_error.append(exc)
-                proc.kill()
-            finally:
-                try:
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-
-        err_chunks: list[bytes] = []
-        feeder_error: list[BaseException] = []
-
-        def drain_stderr() -> None:
-            assert proc.stderr is not None
-            err_chunks.append(proc.stderr.read())
-
-        def watch_cancel() -> None:
-            assert cancel is not None
-            while proc.poll() is None:
-                if cancel.wait(0.2):
-                    proc.kill()
-                    return
-
-        threads = [threading.Thread(target=drain_stderr, daemon=True)]
-        if cancel is not None:
-            threads.append(threading.Thread(target=watch_cancel, daemon=True))
-        if stdin is not None:
-            threads.append(threading.Thread(target=feed, daemon=True))
-        for thread in threads:
-            thread.start()
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill) if timeout is not None else None
-        if timer:
-            timer.start()
-        out = bytearray()
-        splitter = LineSplitter(on_line) if on_line else None
-        assert proc.stdout is not None
+        flows = _Flows(proc, stdin, timeout, cancel)
         try:
-            # read1: return what is there now (progress lines), not a full 64 KiB block
-            while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
-                if splitter:
-                    splitter.feed(chunk)
-                else:
-                    out += chunk
-            if splitter:
-                splitter.flush()
+            out = _read_stdout(proc, on_line)
             returncode = proc.wait()
         finally:
-            if timer:
-                timer.cancel()
-            for thread in threads:
-                thread.join()
-        stderr = b"".join(err_chunks).decode(errors="replace")
-        if feeder_error:
-            raise feeder_error[0]
-        if timed_out.is_set():
+            flows.join()
+        stderr = flows.stderr()
+        if flows.feeder_error:
+            raise flows.feeder_error[0]
+        if flows.timed_out.is_set():
             raise CommandError(
                 argv, -1, stderr + f"\ntimed out after {timeout:g} s", host=self.host
             )
         if cancel is not None and cancel.is_set():
-            return RunResult(CANCELLED, out.decode(errors="replace"), stderr)
-        result = RunResult(returncode, out.decode(errors="replace"), stderr)
-        return self._checked(argv, result, check)
+            return RunResult(CANCELLED, out, stderr)
+        return self._checked(argv, RunResult(returncode, out, stderr), check)
 
     def put_file(self, data: bytes, path: str, mode: int = 0o644) -> None:
         target = _local_path(path)
@@ -169,3 +107,85 @@ class LocalConnector(Connector):
 def _local_path(path: str) -> Path:
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else Path.home() / candidate
+
+
+def _read_stdout(proc: subprocess.Popen[bytes], on_line: LineCallback | None) -> str:
+    """The command's stdout: kept, or passed line by line to ``on_line`` as it arrives."""
+    out = bytearray()
+    splitter = LineSplitter(on_line) if on_line else None
+    assert proc.stdout is not None
+    # read1: return what is there now (progress lines), not a full 64 KiB block
+    while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
+        if splitter:
+            splitter.feed(chunk)
+        else:
+            out += chunk
+    if splitter:
+        splitter.flush()
+    return out.decode(errors="replace")
+
+
+class _Flows:
+    """The threads around one command: stdin is fed, stderr drained, the timeout and the
+    cancel event watched, each on its own so a large input (an image stream) cannot deadlock
+    against a chatty output."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdin: Stdin, timeout: float | None,
+                 cancel: threading.Event | None) -> None:
+        self._proc = proc
+        self._stdin = stdin
+        self._cancel = cancel
+        self._err: list[bytes] = []
+        self.feeder_error: list[BaseException] = []
+        self.timed_out = threading.Event()
+        self._threads = [threading.Thread(target=self._drain_stderr, daemon=True)]
+        if cancel is not None:
+            self._threads.append(threading.Thread(target=self._watch_cancel, daemon=True))
+        if stdin is not None:
+            self._threads.append(threading.Thread(target=self._feed, daemon=True))
+        for thread in self._threads:
+            thread.start()
+        self._timer = threading.Timer(timeout, self._kill) if timeout is not None else None
+        if self._timer:
+            self._timer.start()
+
+    def _feed(self) -> None:
+        stream = self._proc.stdin
+        assert stream is not None
+        try:
+            for chunk in stdin_chunks(self._stdin):
+                stream.write(chunk)
+        except BrokenPipeError:
+            pass  # the command exited early; its exit code says why
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self.feeder_error.append(exc)
+            self._proc.kill()
+        finally:
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+
+    def _drain_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        self._err.append(self._proc.stderr.read())
+
+    def _watch_cancel(self) -> None:
+        assert self._cancel is not None
+        while self._proc.poll() is None:
+            if self._cancel.wait(0.2):
+                self._proc.kill()
+                return
+
+    def _kill(self) -> None:
+        self.timed_out.set()
+        self._proc.kill()
+
+    def join(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for thread in self._threads:
+            thread.join()
+
+    def stderr(self) -> str:
+        return b"".join(self._err).decode(errors="replace")
