@@ -98,7 +98,8 @@ def cnn_app(received: list[dict[str, Any]]) -> FastAPI:
         return {"model": {"name": "cifar10-cnn", "version": "standin"},
                 "class": scores[0][0],
                 "top_k": [{"class": n, "probability": p} for n, p in scores[:top_k]],
-                "probabilities": dict(scores)}
+                "probabilities": dict(scores),
+                "outputs": "softmax over the stand-in's colour scores"}
 
     return app
 
