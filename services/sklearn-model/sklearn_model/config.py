@@ -21,10 +21,14 @@ class Settings(ModelServiceSettings):
     titanic_csv: Path = Path("/opt/data/titanic.csv")
 
     # Training hyper-parameters (also logged as MLflow params).
-    n_estimators: int = Field(default=200, ge=1, le=5000)
-    max_depth: int | None = Field(default=7, ge=1)
+    n_estimators: int = Field(default=300, ge=1, le=5000)
+    max_depth: int | None = Field(default=10, ge=1)
+    min_samples_leaf: int = Field(default=2, ge=1)
+    max_features: float = Field(default=0.5, gt=0.0, le=1.0)
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     random_state: int = 42
+    # Stratified k-fold CV logged next to the held-out metrics (1: skipped).
+    cv_folds: int = Field(default=5, ge=1, le=20)
 
 
 @lru_cache

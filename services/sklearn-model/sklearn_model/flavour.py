@@ -28,8 +28,11 @@ def hyperparams(settings: Settings) -> Hyperparams:
     return Hyperparams(
         n_estimators=settings.n_estimators,
         max_depth=settings.max_depth,
+        min_samples_leaf=settings.min_samples_leaf,
+        max_features=settings.max_features,
         test_size=settings.test_size,
         random_state=settings.random_state,
+        cv_folds=settings.cv_folds,
     )
 
 

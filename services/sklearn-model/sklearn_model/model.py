@@ -11,7 +11,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -22,15 +22,18 @@ from sklearn_model.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 class Hyperparams:
     """What the training run varies (logged as MLflow params)."""
 
-    n_estimators: int = 200
-    max_depth: int | None = 7
+    n_estimators: int = 300
+    max_depth: int | None = 10
+    min_samples_leaf: int = 2
+    max_features: float = 0.5  # share of the features each split considers
     test_size: float = 0.2
     random_state: int = 42
+    cv_folds: int = 5
 
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted pipeline, its held-out metrics, and the split sizes."""
+    """A fitted pipeline, its held-out and cross-validated metrics, and the split sizes."""
 
     pipeline: Pipeline
     metrics: dict[str, float]
@@ -52,6 +55,8 @@ def build_pipeline(hp: Hyperparams) -> Pipeline:
     forest = RandomForestClassifier(
         n_estimators=hp.n_estimators,
         max_depth=hp.max_depth,
+        min_samples_leaf=hp.min_samples_leaf,
+        max_features=hp.max_features,
         random_state=hp.random_state,
         n_jobs=1,  # the service has one CPU; parallel trees only add memory here
     )
@@ -69,14 +74,28 @@ def evaluate(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series) -> dict[str, flo
     }
 
 
+def cross_validate(x: pd.DataFrame, y: pd.Series, hp: Hyperparams) -> dict[str, float]:
+    """Stratified k-fold accuracy (shuffled, seed 0) of the whole pipeline on all rows.
+
+    One 20 % split of 891 rows moves by +-0.03 with the seed; the mean over folds, with its
+    spread, is the figure to compare versions by. The folds refit imputers and encoder too, so
+    nothing of a test fold leaks into its model."""
+    folds = StratifiedKFold(n_splits=hp.cv_folds, shuffle=True, random_state=0)
+    scores = cross_val_score(build_pipeline(hp), x, y, cv=folds, scoring="accuracy")
+    return {"cv_accuracy_mean": float(scores.mean()), "cv_accuracy_std": float(scores.std())}
+
+
 def fit(x: pd.DataFrame, y: pd.Series, hp: Hyperparams) -> Trained:
-    """Stratified split, fit on the train part, metrics on the held-out part."""
+    """Cross-validated accuracy on all rows; then a stratified split, fit on the train part,
+    metrics on the held-out part (the model served is the one fitted on the train part)."""
+    cv = cross_validate(x, y, hp) if hp.cv_folds > 1 else {}
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=hp.test_size, random_state=hp.random_state, stratify=y
     )
     pipeline = build_pipeline(hp)
     pipeline.fit(x_train, y_train)
-    return Trained(pipeline, evaluate(pipeline, x_test, y_test), len(x_train), len(x_test))
+    metrics = {**evaluate(pipeline, x_test, y_test), **cv}
+    return Trained(pipeline, metrics, len(x_train), len(x_test))
 
 
 def survival_probability(pipeline: Pipeline, x: pd.DataFrame) -> np.ndarray:

@@ -34,11 +34,17 @@ class Passenger(BaseModel):
     embarked: Literal["C", "Q", "S"] | None = Field(
         default=None, description="Port: C = Cherbourg, Q = Queenstown, S = Southampton"
     )
+    name: str | None = Field(
+        default=None, max_length=200,
+        description="As on the passenger list, 'Surname, Title. Given names' (e.g. 'Braund, "
+                    "Mr. Owen Harris'): the model reads the title. Optional: without it the "
+                    "title is inferred from sex and age")
 
     def as_record(self) -> dict[str, Any]:
         """The passenger keyed by the CSV column names the pipeline expects."""
         return {"Pclass": self.pclass, "Sex": self.sex, "Age": self.age, "SibSp": self.sibsp,
-                "Parch": self.parch, "Fare": self.fare, "Embarked": self.embarked}
+                "Parch": self.parch, "Fare": self.fare, "Embarked": self.embarked,
+                "Name": self.name}
 
 
 class Prediction(BaseModel):
