@@ -286,18 +286,16 @@ def run_push(
     values = defaults < the host's inventory values < ``-f`` files < ``--set``, as the CLI
     layers them. Refuses values naming another stack than the one on screen."""
     from deployer.actions.push import push
-    from deployer.commands.targets import host_values_files
     from deployer.engine.client import local_engine
     from deployer.errors import MlopsError
+    from deployer.host_values import load_host_values
     from deployer.push import PushOptions
-    from deployer.values import load_values
 
     reporter = DashboardReporter(emit, check=request.check)
     stack = request.stack or "?"
     label = host.label
     try:
-        with host_values_files(host) as files:
-            values = load_values([*files, *map(Path, request.values_files)], request.sets)
+        values = load_host_values(host, [Path(f) for f in request.values_files], request.sets)
         stack = values.stack.name
         if request.stack is not None and stack != request.stack:
             raise ConfigError(

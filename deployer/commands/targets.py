@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from deployer.errors import ValuesError
 
 if TYPE_CHECKING:
     from deployer.connectors.base import Connector
@@ -74,31 +68,9 @@ def open_connector(host: Host) -> Connector:
     return connect(host.ssh, docker_host=host.docker_host)
 
 
-@contextlib.contextmanager
-def host_values_files(host: Host) -> Iterator[list[Path]]:
-    """The host's values files, then its inline ``values`` overlay as a temp file."""
-    files = list(host.values_files)
-    if not host.values:
-        yield files
-        return
-    import yaml
-
-    with tempfile.TemporaryDirectory(prefix="mlops-values-") as tmp:
-        overlay = Path(tmp) / f"inventory-{host.name}.yaml"
-        overlay.write_text(yaml.safe_dump(dict(host.values), sort_keys=True))
-        try:
-            yield [*files, overlay]
-        except ValuesError as exc:  # name the inventory's lines, not the temp file's
-            raise host.relocate_values_error(exc, overlay) from None
-
-
 def load_host_values(host: Host, args: argparse.Namespace) -> StackValues:
     """defaults < host values files < host ``values`` < ``-f`` files < ``--set``."""
-    from deployer.values import load_values
+    from deployer.host_values import load_host_values as load
 
-    with host_values_files(host) as files:
-        return load_values(
-            [*files, *getattr(args, "values_files", [])],
-            getattr(args, "sets", []),
-            allow_default_credentials=getattr(args, "allow_default_credentials", False),
-        )
+    return load(host, getattr(args, "values_files", []), getattr(args, "sets", []),
+                allow_default_credentials=getattr(args, "allow_default_credentials", False))
