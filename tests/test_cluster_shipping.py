@@ -133,3 +133,33 @@ def test_placement_decides_which_nodes_get_the_image(
     assert image_on(cluster_facts, names["mlc-worker2"], image_id) == image_id
     assert image_on(cluster_facts, names["mlc-worker1"], image_id) is None, out
     assert list(stack.running_tasks("llm-connector").values()) == ["mlc-worker2"]
+
+
+def test_push_gives_the_nodes_the_values_labels_before_placing(
+    stack: ClusterStack, capsys: pytest.CaptureFixture[str],
+) -> None:
+    label = f"clship{uuid.uuid4().hex[:6]}"
+    manager = node_api(stack.cluster, "manager")
+
+    def node_labels() -> dict[str, dict[str, str]]:
+        return {n["Description"]["Hostname"]: dict(n["Spec"].get("Labels") or {})
+                for n in manager.nodes()}
+
+    try:
+        code, out = run(stack.argv(
+            "push", "--timeout", "240",
+            "--set", f"swarm.node_labels={{mlc-worker1: {{{label}: 'zone-b'}}}}",
+            "--set", "services.llm-connector.replicas=1",
+            "--set",
+            f'services.llm-connector.placement.constraints=["node.labels.{label} == zone-b"]',
+        ), capsys)
+        assert code == 0, out
+        assert node_labels()["mlc-worker1"].get(label) == "zone-b"
+        assert list(stack.running_tasks("llm-connector").values()) == ["mlc-worker1"]
+    finally:
+        for node in manager.nodes():
+            spec = node["Spec"]
+            if label in (spec.get("Labels") or {}):
+                del spec["Labels"][label]
+                manager.update_node(node["ID"], node["Version"]["Index"], spec)
+        manager.close()

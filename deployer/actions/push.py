@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 def push(ctx: ActionContext, values: StackValues, options: PushOptions, *,
          local: docker.DockerClient | None) -> Plan:
     """Push ``values`` to ``ctx.conn`` (images from the ``local`` engine); returns the plan that
-    was (or, with ``options.check``, would be) executed."""
+    was (or, with ``options.check``, would be) executed.
+
+    The values' ``swarm.node_labels`` are given to the nodes first (only what differs), so the
+    placement of the deploy sees them."""
     from deployer.push import Pusher
 
+    if values.swarm.node_labels and not options.check:
+        from deployer.actions.nodes import apply_node_labels
+
+        apply_node_labels(ctx, values.swarm.node_labels)
     return Pusher(ctx.conn, ctx.events, options, local=local).push(values)
