@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # paramiko logs every negotiation step at INFO/DEBUG; our own errors say what matters.
 logging.getLogger("paramiko").setLevel(logging.WARNING)
+# Its transport thread logs a whole traceback at ERROR when the peer is no SSH server (a wrong
+# port): the ConnectError raised for it already says so, once.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
