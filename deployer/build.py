@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import docker.errors
-from docker.utils.build import exclude_paths
-
 from deployer import ship
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import BuildError, ConfigError, DockerError
 
@@ -144,7 +142,7 @@ class BuildContext:
                 line = line.strip()
                 if line and not line.startswith("#"):
                     patterns.append(line)
-        files = sorted(str(p) for p in exclude_paths(str(root), patterns, dockerfile=DOCKERFILE))
+        files = objects.context_files(str(root), patterns, DOCKERFILE)
         names = {f"{CERTS_DIR}/{c.name}" for c in extra}
         # A generated certificate replaces a context file of the same name; the library
         # replaces a folder of its name.
@@ -152,10 +150,8 @@ class BuildContext:
                      and not (library is not None and _under(f, LIBRARY_DIR)))
         lib_files: tuple[str, ...] = ()
         if library is not None:
-            lib_files = tuple(sorted(
-                str(p) for p in exclude_paths(str(library), list(_LIBRARY_IGNORE),
-                                              dockerfile=DOCKERFILE)
-            ))
+            lib_files = tuple(objects.context_files(str(library), list(_LIBRARY_IGNORE),
+                                                    DOCKERFILE))
         return cls(root, kept, tuple(extra), library, lib_files)
 
     def entries(self) -> Iterator[tuple[str, Path]]:
@@ -446,11 +442,7 @@ class Builder:
     # -- engine helpers ------------------------------------------------------------------------
 
     def _image_id(self, ref: str) -> str | None:
-        with docker_errors(HOST):
-            try:
-                return str(self.api.inspect_image(ref)["Id"])
-            except docker.errors.ImageNotFound:
-                return None
+        return objects.api_image_id(self.api, ref, HOST)
 
     def _tag(self, image_id: str, ref: str) -> None:
         repo, tag = ship.split_ref(ref)

@@ -57,9 +57,10 @@ def test_later_layers_win_and_mappings_merge(tmp_path: Path) -> None:
 
 def test_lists_replace_instead_of_merging(tmp_path: Path) -> None:
     a = tmp_path / "a.yaml"
-    a.write_text("services:\n  minio:\n    placement: {constraints: [a==1, b==2]}\n")
-    v = load_values([a], ["services.minio.placement.constraints=[c==3]"])
-    assert v.services.minio.placement.constraints == ["c==3"]
+    a.write_text("services:\n  minio:\n    placement: {constraints: [node.labels.a==1, "
+                 "node.labels.b==2]}\n")
+    v = load_values([a], ["services.minio.placement.constraints=[node.labels.c==3]"])
+    assert v.services.minio.placement.constraints == ["node.labels.c==3"]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The object rules, written once: secrets and configs created when missing (their names are
 content hashes, so "already there" means "same content"), pruned when no longer wanted, removed
-with the stack; images and task containers looked up and cleaned.
+with the stack; images and task containers looked up and cleaned; the build context's
+``.dockerignore`` rules (the SDK's own matcher, so a build sends what ``docker build`` would).
 
 Secret values go through the Engine API only: never a file, never an argv, on either side.
 Every function maps the SDK's errors to the project's (``docker_errors``).
@@ -8,6 +9,7 @@ Every function maps the SDK's errors to the project's (``docker_errors``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -120,8 +122,26 @@ def remove_stopped_containers(client: docker.DockerClient, host: str, label: str
 
 def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:
     """The ID of image ``ref`` on the engine of ``client``, or None if absent."""
+    return api_image_id(client.api, ref, host)
+
+
+def api_image_id(api: docker.APIClient, ref: str, host: str) -> str | None:
+    """``image_id`` over a low-level client."""
     with docker_errors(host):
         try:
-            return str(client.api.inspect_image(ref)["Id"])
+            return str(api.inspect_image(ref)["Id"])
         except docker.errors.ImageNotFound:
             return None
+
+
+def untag(api: docker.APIClient, ref: str) -> None:
+    """Drop the tag ``ref`` (never the layers another tag still uses); gone already is fine."""
+    with contextlib.suppress(docker.errors.APIError):
+        api.remove_image(ref, noprune=True)
+
+
+def context_files(root: str, patterns: list[str], dockerfile: str) -> list[str]:
+    """The files of a build context ``docker build`` would send, ``.dockerignore`` applied."""
+    from docker.utils.build import exclude_paths
+
+    return sorted(str(p) for p in exclude_paths(root, patterns, dockerfile=dockerfile))

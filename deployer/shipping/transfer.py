@@ -9,7 +9,6 @@ engines. If layer mode cannot start or the target cannot pull, it ships with
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import docker.errors
-
 from deployer import ship
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import DeployError, MlopsError
 from deployer.shipping.forward import ForwardRefused, RemoteForward
@@ -239,8 +237,7 @@ class Shipper:
                                   f"{image_id}")
             say(f"$ docker tag {pulled_repo}:{tag} {ref}  # on {self.host}", level=1)
             client.api.tag(image_id, repo, tag)
-            with contextlib.suppress(docker.errors.APIError):
-                client.api.remove_image(f"{pulled_repo}:{tag}", noprune=True)
+            objects.untag(client.api, f"{pulled_repo}:{tag}")
         sent = forward.bytes_to_target - before
         return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
 
@@ -259,5 +256,4 @@ def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: s
             return follow(local.api.push(pushed_repo, tag, stream=True, decode=True),
                           pull=False)
         finally:
-            with contextlib.suppress(docker.errors.APIError):
-                local.api.remove_image(f"{pushed_repo}:{tag}", noprune=True)
+            objects.untag(local.api, f"{pushed_repo}:{tag}")
