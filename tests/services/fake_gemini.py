@@ -4,7 +4,9 @@ It is the only fake in the service tests (the Gemini API cannot be reached from 
 speaks what google-genai sends: ``POST /{version}/models/{model}:generateContent`` with the key
 in the ``x-goog-api-key`` header and a JSON body with ``contents``; it answers with
 ``candidates[].content.parts[].text`` and ``usageMetadata``, or Google's error envelope
-``{"error": {"code", "message", "status"}}``.
+``{"error": {"code", "message", "status"}}``. ``:streamGenerateContent?alt=sse`` answers the
+same text as server-sent events, one ``data: {GenerateContentResponse}`` per piece (the last
+with the finish reason and usage), written one after another.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_PATH = re.compile(r"^/(?P<version>v1[a-z0-9]*)/models/(?P<model>[^/:]+):generateContent$")
+_PATH = re.compile(r"^/(?P<version>v1[a-z0-9]*)/models/(?P<model>[^/:]+)"
+                   r":(?P<method>generateContent|streamGenerateContent)$")
+#: Pieces a streamed answer is cut into (server-sent events, as the real API with ?alt=sse).
+STREAM_PIECES = 3
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Received:
     model: str | None
     headers: dict[str, str]
     body: dict[str, Any]
+    streaming: bool = False  # :streamGenerateContent
 
     def user_texts(self) -> list[str]:
         """The text parts of the user turns, in order."""
@@ -121,10 +127,14 @@ def _handler(state: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 model=match["model"] if match else None,
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                streaming=bool(match and match["method"] == "streamGenerateContent"),
             )
             status, payload, delay = state.answer_for(request)
             if delay:
                 time.sleep(delay)
+            if request.streaming and status == 200:
+                self._stream(payload)
+                return
             data = json.dumps(payload).encode()
             try:
                 self.send_response(status)
@@ -134,6 +144,32 @@ def _handler(state: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout tests)
+
+        def _stream(self, payload: dict[str, Any]) -> None:
+            candidate = payload["candidates"][0]
+            text = "".join(p["text"] for p in candidate["content"]["parts"])
+            size = -(-len(text) // STREAM_PIECES)
+            pieces = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+            self.close_connection = True  # the end of the body is the end of the stream
+            try:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for i, piece in enumerate(pieces):
+                    last = i == len(pieces) - 1
+                    chunk: dict[str, Any] = {
+                        "candidates": [{"content": {"role": "model",
+                                                    "parts": [{"text": piece}]},
+                                        "index": 0, **({"finishReason": "STOP"} if last else {})}],
+                        "modelVersion": payload["modelVersion"],
+                        **({"usageMetadata": payload["usageMetadata"]} if last else {}),
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.05)  # pieces arrive apart, as generated
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # quiet: the tests assert on `received`

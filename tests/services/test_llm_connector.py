@@ -219,3 +219,40 @@ def test_blank_key_file_is_not_configured(start_connector: StartConnector,
     assert health.status_code == 200 and health.json()["api_key_configured"] is False
     assert httpx.post(svc.url + "/chat", json={"prompt": "hi"}, timeout=30).status_code == 503
     assert gemini.take() == []
+
+
+def test_chat_stream_sends_pieces_then_done(start_connector: StartConnector,
+                                            gemini: FakeGeminiServer) -> None:
+    import json
+
+    svc = start_connector(GOOGLE_API_KEY=KEY)
+    with httpx.stream("POST", svc.url + "/chat/stream", timeout=30, json={
+            "prompt": "Stream it", "system": "Be brief.", "temperature": 0.7}) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("application/x-ndjson")
+        events = [json.loads(line) for line in resp.iter_lines() if line.strip()]
+    deltas = [e["delta"] for e in events if "delta" in e]
+    assert len(deltas) >= 2  # the answer came in pieces, as Gemini streamed it
+    assert "".join(deltas) == ("Gemini fake heard 1 user turn(s); last: ti maertS"
+                               " | system: Be brief.")
+    done = events[-1]
+    assert done["done"] is True and done["model"] == MODEL and done["finish_reason"] == "STOP"
+    assert done["usage"]["prompt_tokens"] == 2
+    [req] = gemini.take()
+    assert req.streaming and req.path.startswith(f"/v1/models/{MODEL}:streamGenerateContent")
+    assert req.body["generationConfig"] == {"temperature": 0.7}
+
+
+def test_chat_stream_errors_before_the_answer_keep_their_status(
+    start_connector: StartConnector, gemini: FakeGeminiServer
+) -> None:
+    svc = start_connector(GOOGLE_API_KEY=KEY)
+    gemini.push(Reply(status=429, message="Quota exceeded", google_status="RESOURCE_EXHAUSTED"))
+    resp = httpx.post(svc.url + "/chat/stream", json={"prompt": "x"}, timeout=30)
+    assert resp.status_code == 502
+    assert "Quota exceeded" in resp.json()["error"]["detail"]
+    no_key = start_connector(GOOGLE_API_KEY="<unset>")
+    resp = httpx.post(no_key.url + "/chat/stream", json={"prompt": "x"}, timeout=30)
+    assert resp.status_code == 503 and "fix" in resp.json()["error"]
+    bad = httpx.post(svc.url + "/chat/stream", json={"prompt": ""}, timeout=30)
+    assert bad.status_code == 422

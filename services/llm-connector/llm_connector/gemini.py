@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from google import genai
@@ -11,8 +12,13 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from llm_connector.config import Settings
-from llm_connector.errors import NotConfiguredError, UpstreamError, UpstreamTimeout
-from llm_connector.schemas import ChatRequest, ChatResponse, Usage
+from llm_connector.errors import (
+    ConnectorError,
+    NotConfiguredError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from llm_connector.schemas import ChatRequest, ChatResponse, StreamEvent, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +81,10 @@ class GeminiService:
             return f"The API key could not be read ({problem})."
         return "No Gemini API key is configured (GOOGLE_API_KEY or GOOGLE_API_KEY_FILE)."
 
-    async def generate(self, request: ChatRequest) -> ChatResponse:
-        """One generateContent call; raises ConnectorError subclasses on every failure."""
+    def _call(self, request: ChatRequest) -> tuple[genai.Client, list[types.Content],
+                                                  types.GenerateContentConfig]:
         if self.client is None:
             raise NotConfiguredError(self.not_configured_detail(), fix=_KEY_FIX)
-        model = self.settings.google_model
         contents: list[types.Content] = [
             types.Content(role=turn.role, parts=[types.Part(text=turn.text)])
             for turn in request.history
@@ -90,35 +95,47 @@ class GeminiService:
             temperature=request.temperature,
             max_output_tokens=request.max_output_tokens,
         )
+        return self.client, contents, config
+
+    def _failure(self, exc: BaseException, started: float) -> ConnectorError:
+        """The connector's error for an SDK failure (the key redacted from every message)."""
+        model = self.settings.google_model
         key = self.settings.google_api_key
         secret = key.get_secret_value() if key is not None else None
-        started = time.monotonic()
-        try:
-            response = await self.client.aio.models.generate_content(
-                model=model, contents=contents, config=config
-            )
-        except genai_errors.APIError as exc:
+        if isinstance(exc, genai_errors.APIError):
             message = redact(exc.message or str(exc), secret)
             logger.warning("gemini %s answered %s %s", model, exc.code, exc.status)
-            raise UpstreamError(
+            return UpstreamError(
                 f"Gemini answered {exc.code} {exc.status or ''}: {message}".replace("  ", " "),
                 upstream_status=exc.code,
                 fix=_fix_for(exc.code, message),
-            ) from None
-        except Exception as exc:  # transport failures of whichever HTTP library the SDK uses
-            reason = redact(f"{type(exc).__name__}: {exc}", secret)
-            if _is_timeout(exc):
-                logger.warning("gemini %s timed out after %.1fs", model, time.monotonic() - started)
-                raise UpstreamTimeout(
-                    f"No answer from the Gemini API within {self.settings.request_timeout_s:g}s "
-                    f"({reason}).",
-                    fix="Retry later, or raise REQUEST_TIMEOUT_S.",
-                ) from None
-            logger.warning("gemini %s unreachable: %s", model, reason)
-            raise UpstreamError(
-                f"The Gemini API could not be reached ({reason}).",
-                fix="Check the network path to the API (proxy, DNS, GOOGLE_API_BASE_URL).",
-            ) from None
+            )
+        # Transport failures of whichever HTTP library the SDK uses.
+        reason = redact(f"{type(exc).__name__}: {exc}", secret)
+        if _is_timeout(exc):
+            logger.warning("gemini %s timed out after %.1fs", model, time.monotonic() - started)
+            return UpstreamTimeout(
+                f"No answer from the Gemini API within {self.settings.request_timeout_s:g}s "
+                f"({reason}).",
+                fix="Retry later, or raise REQUEST_TIMEOUT_S.",
+            )
+        logger.warning("gemini %s unreachable: %s", model, reason)
+        return UpstreamError(
+            f"The Gemini API could not be reached ({reason}).",
+            fix="Check the network path to the API (proxy, DNS, GOOGLE_API_BASE_URL).",
+        )
+
+    async def generate(self, request: ChatRequest) -> ChatResponse:
+        """One generateContent call; raises ConnectorError subclasses on every failure."""
+        client, contents, config = self._call(request)
+        model = self.settings.google_model
+        started = time.monotonic()
+        try:
+            response = await client.aio.models.generate_content(
+                model=model, contents=contents, config=config
+            )
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is mapped
+            raise self._failure(exc, started) from None
 
         text = response.text
         finish = None
@@ -128,18 +145,51 @@ class GeminiService:
             blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
             why = f"prompt blocked: {blocked.value}" if blocked else f"finish reason {finish}"
             raise UpstreamError(f"Gemini returned no text ({why}).")
-        meta = response.usage_metadata
-        usage = Usage(
-            prompt_tokens=meta.prompt_token_count if meta else None,
-            output_tokens=meta.candidates_token_count if meta else None,
-            total_tokens=meta.total_token_count if meta else None,
-        )
         logger.info(
             "gemini %s ok in %.2fs (prompt %d chars, answer %d chars)",
             model, time.monotonic() - started, len(request.prompt), len(text),
         )
-        return ChatResponse(text=text, model=response.model_version or model, usage=usage,
-                            finish_reason=finish)
+        return ChatResponse(text=text, model=response.model_version or model,
+                            usage=_usage(response), finish_reason=finish)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """streamGenerateContent: the answer's text pieces as they come, then a final event
+        with the model, usage and finish reason. Raises ConnectorError subclasses; one raised
+        before the first piece can still become an HTTP error status."""
+        client, contents, config = self._call(request)
+        model = self.settings.google_model
+        started = time.monotonic()
+        chars, finish, usage, version = 0, None, Usage(), model
+        try:
+            chunks = await client.aio.models.generate_content_stream(
+                model=model, contents=contents, config=config
+            )
+            async for chunk in chunks:
+                if chunk.candidates and chunk.candidates[0].finish_reason is not None:
+                    finish = str(chunk.candidates[0].finish_reason.value)
+                if chunk.usage_metadata:
+                    usage = _usage(chunk)
+                version = chunk.model_version or version
+                text = chunk.text
+                if text:
+                    chars += len(text)
+                    yield StreamEvent(delta=text)
+        except ConnectorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is mapped
+            raise self._failure(exc, started) from None
+        logger.info("gemini %s streamed in %.2fs (prompt %d chars, answer %d chars)",
+                    model, time.monotonic() - started, len(request.prompt), chars)
+        yield StreamEvent(done=True, model=version, usage=usage, finish_reason=finish)
+
+
+def _usage(response: types.GenerateContentResponse) -> Usage:
+    meta = response.usage_metadata
+    return Usage(
+        prompt_tokens=meta.prompt_token_count if meta else None,
+        output_tokens=meta.candidates_token_count if meta else None,
+        total_tokens=meta.total_token_count if meta else None,
+    )
 
 
 def _fix_for(code: int, message: str) -> str | None:

@@ -47,6 +47,19 @@ class ChatResponse(BaseModel):
     finish_reason: str | None = None
 
 
+class StreamEvent(BaseModel):
+    """One line of POST /chat/stream (NDJSON): a piece of the answer (``delta``), the end
+    (``done`` with the model, usage and finish reason), or a failure after the answer began
+    (``error``, the shape of the error responses)."""
+
+    delta: str | None = None
+    done: bool = False
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    error: dict[str, object] | None = None
+
+
 class Health(BaseModel):
     """Liveness plus configuration state (never secrets)."""
 
