@@ -99,9 +99,16 @@ class CommandError(MlopsError):
 
 
 class DockerError(MlopsError):
-    """The Docker engine refused or failed a request."""
+    """The Docker engine refused or failed a request (its HTTP status and own words kept, for
+    callers that tell "not found" from other refusals)."""
 
     title = "docker error"
+
+    def __init__(self, message: str, *, fix: str | None = None, status: int | None = None,
+                 explanation: str = "") -> None:
+        super().__init__(message, fix=fix)
+        self.status = status
+        self.explanation = explanation
 
 
 class DeployError(MlopsError):

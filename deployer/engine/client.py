@@ -170,7 +170,8 @@ def docker_errors(host: str) -> Iterator[None]:
         fix = None
         if "not a swarm manager" in str(explanation):
             fix = "run `docker swarm init` on the manager, or target a Swarm manager node"
-        raise DockerError(f"{host}: engine said ({status}): {explanation}", fix=fix) from exc
+        raise DockerError(f"{host}: engine said ({status}): {explanation}", fix=fix,
+                          status=exc.status_code, explanation=str(explanation)) from exc
     except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
         # The request went out and nothing came back: over SSH that is most often the
         # connection itself going silent (a link cut on the way), not dockerd being down.

@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import docker.errors
-
 from deployer import ship
 from deployer.engine.client import docker_errors
-from deployer.errors import ConfigError, DeployError, MlopsError
+from deployer.errors import ConfigError, DeployError, DockerError, MlopsError
 from deployer.shipping.progress import follow, human
 from deployer.shipping.transfer import repository_path
 
@@ -129,10 +127,11 @@ def publish(
             continue
         repo, tag = target_repo(registry.url, ref)
         try:
-            pinned = (_existing(local, repo, tag, image_id, auth) if check
-                      else _push(local, repo, tag, image_id, auth, events))
-        except docker.errors.APIError as exc:
-            raise registry_error(registry.url, str(exc.explanation or exc), creds) from exc
+            with docker_errors("local"):
+                pinned = (_existing(local, repo, tag, image_id, auth) if check
+                          else _push(local, repo, tag, image_id, auth, events))
+        except DockerError as exc:
+            raise registry_error(registry.url, exc.explanation or exc.message, creds) from exc
         except MlopsError as exc:
             raise registry_error(registry.url, exc.message, creds) from exc
         if pinned is None:  # --check, not in the registry yet
@@ -147,10 +146,11 @@ def publish(
 def _existing(local: docker.DockerClient, repo: str, tag: str, image_id: str,
               auth: dict[str, str] | None) -> str | None:
     try:
-        found = local.api.inspect_distribution(f"{repo}:{tag}", auth_config=auth)
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc).lower()
-        if "not found" in text or "manifest unknown" in text or exc.status_code == 404:
+        with docker_errors("local"):
+            found = local.api.inspect_distribution(f"{repo}:{tag}", auth_config=auth)
+    except DockerError as exc:
+        text = (exc.explanation or exc.message).lower()
+        if "not found" in text or "manifest unknown" in text or exc.status == 404:
             return None
         raise
     digest = str(found["Descriptor"]["digest"])
