@@ -25,8 +25,6 @@ from deployer.render import (
     TARGETS,
     RenderedFile,
     Target,
-    _compose_validator,
-    _docker_stack_config,
     render,
     render_all,
     swarm_configs,
@@ -34,6 +32,7 @@ from deployer.render import (
     swarm_secret_values,
     write_files,
 )
+from deployer.render.checks import _compose_validator, _docker_stack_config
 from deployer.values import StackValues, load_values, values_hash
 
 REPO = Path(__file__).resolve().parent.parent
