@@ -210,8 +210,8 @@ async def test_deploy_failures_say_why(
 
 def test_deploy_screen_snapshot(snap_compare: Any) -> None:
     """The progress screen from recorded events (steps, services converging, the outcome)."""
-    from tui.backend import ReplayBackend
     from tui.deploy import DeployRequest, InfoReported
+    from tui.replay import ReplayBackend
 
     events = [
         StepReported("changed", "create-secret", "google_api_key_3f2a9c1b7d20"),

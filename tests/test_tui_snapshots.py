@@ -16,7 +16,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tui.app import MlopsApp, make_app
-from tui.backend import ReplayBackend
+from tui.replay import ReplayBackend
 from tui.widgets.services_table import ServicesTable
 
 RECORDING = Path(__file__).parent / "data" / "swarm_tui_rec.json"

@@ -126,7 +126,7 @@ def build_recording_stack(api: docker.APIClient, stack: str) -> None:
 
 def record(path: Path, stack: str = "tui-rec") -> None:
     """Deploy the recording stack, let it settle into its mixed states, record it, remove it."""
-    from tui.backend import record_snapshot
+    from tui.replay import record_snapshot
 
     api = docker.APIClient(version="auto")
     remove_stack(api, stack)

@@ -10,17 +10,16 @@ Backends:
 * :class:`DockerBackend`: one deployer connector from a factory (the local engine, or a manager
   over SSH); reads over its API, changes through ``deployer.actions`` (lock, audit); reconnects
   by itself after a lost connection.
-* :class:`ReplayBackend`: a recorded snapshot (Engine API JSON), for offline viewing and tests.
+* ``tui.replay.ReplayBackend``: a recorded snapshot (Engine API JSON), for offline viewing and
+  tests.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,11 +29,11 @@ from deployer.actions.logs import LogStream as ActionLogStream
 from deployer.actions.models import Endpoints, ModelsOverview
 from deployer.connectors import Connector, connect
 from deployer.engine.client import docker_errors
-from deployer.errors import ConfigError, ConnectError, DockerError
+from deployer.errors import ConfigError, ConnectError
 from deployer.inventory import Host
-from deployer.logs import LogLine, LogOptions, parse_line
+from deployer.logs import LogLine, LogOptions
 from deployer.output import Reporter
-from deployer.swarm import NodeState, ServiceState, SwarmSnapshot, parse_snapshot, read_snapshot
+from deployer.swarm import NodeState, ServiceState, SwarmSnapshot, read_snapshot
 from tui.deploy import DashboardReporter, DeployEvent, DeployRequest, DeployResult
 
 if TYPE_CHECKING:
@@ -323,109 +322,3 @@ def run_push(
     if plan.reason:
         reason += f": {plan.reason}"
     return DeployResult("changed", stack, label, request.check, reason, steps)
-
-
-# ---------------------------------------------------------------------------------------------
-# Recorded data
-
-
-class ReplayBackend:
-    """A fixed snapshot from a recording (``{"services": [...], "tasks": [...], "nodes": [...],
-    "taken_at": "..."}`` as the Engine API returned them). Actions are refused: it is read-only.
-    """
-
-    def __init__(self, recording: Mapping[str, Any], host_label: str = "recording") -> None:
-        self._recording = recording
-        self._host_label = host_label
-
-    @classmethod
-    def from_file(cls, path: Path) -> ReplayBackend:
-        """Load a recording written by :func:`record_snapshot`."""
-        return cls(json.loads(path.read_text()), host_label=f"replay:{path.name}")
-
-    @property
-    def host_label(self) -> str:
-        return self._host_label
-
-    def snapshot(self, stack: str | None) -> SwarmSnapshot:
-        rec = self._recording
-        services = [
-            s
-            for s in rec["services"]
-            if stack is None
-            or (s.get("Spec", {}).get("Labels") or {}).get("com.docker.stack.namespace") == stack
-        ]
-        taken_at = datetime.fromisoformat(rec["taken_at"]) if rec.get("taken_at") else None
-        return parse_snapshot(
-            services, rec["tasks"], rec.get("nodes", []), stack=stack, taken_at=taken_at
-        )
-
-    def _refuse(self, *_: object) -> None:
-        raise DockerError("this is a recording: actions are not available")
-
-    scale = _refuse
-    restart = _refuse
-    rollback = _refuse
-    remove = _refuse
-    set_availability = _refuse
-    promote = _refuse
-
-    def models(self, stack: str | None) -> ModelsOverview:
-        raise DockerError("this is a recording: it holds no models")
-
-    def deploy(
-        self, request: DeployRequest, emit: Callable[[DeployEvent], object]
-    ) -> DeployResult:
-        return DeployResult(
-            "failed", request.stack or "?", self._host_label, request.check,
-            "this is a recording: deploy is not available",
-        )
-
-    def open_logs(
-        self, services: Sequence[ServiceState], *, tail: int | None, follow: bool = True
-    ) -> LogStream:
-        # Recorded as ``docker service logs --timestamps --no-task-ids`` printed them.
-        wanted = {s.short_name: s for s in services}
-        lines = [
-            parse_line(raw, wanted[name].stack or "", name)
-            for name, raws in self._recording.get("logs", {}).items()
-            if name in wanted
-            for raw in raws
-        ]
-        return _ListLogStream(lines)
-
-    def close(self) -> None:
-        return None
-
-
-class _ListLogStream:
-    def __init__(self, lines: list[LogLine]) -> None:
-        self._lines = lines
-
-    def read(self, max_lines: int, timeout: float) -> list[LogLine]:
-        chunk, self._lines = self._lines[:max_lines], self._lines[max_lines:]
-        return chunk
-
-    @property
-    def finished(self) -> bool:
-        return not self._lines
-
-    @property
-    def errors(self) -> list[str]:
-        return []
-
-    def close(self) -> None:
-        self._lines = []
-
-
-def record_snapshot(api: docker.APIClient, stack: str | None) -> dict[str, Any]:
-    """The raw JSON a snapshot is made of, for :class:`ReplayBackend` and tests' data files."""
-    from deployer.swarm import stack_filters
-
-    filters = stack_filters(stack)
-    return {
-        "taken_at": datetime.now(UTC).isoformat(),
-        "services": api.services(filters=filters, status=True),
-        "tasks": api.tasks(filters=filters),
-        "nodes": api.nodes(),
-    }

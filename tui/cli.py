@@ -86,7 +86,8 @@ def build_backend(
     args: argparse.Namespace,
 ) -> tuple[Backend, list[tuple[str, Callable[[], Backend]]]]:
     """The first backend to show and the hosts the user can switch between."""
-    from tui.backend import ReplayBackend, host_backend_factory
+    from tui.backend import host_backend_factory
+    from tui.replay import ReplayBackend
 
     if args.replay:
         if not args.replay.is_file():
