@@ -43,7 +43,8 @@ from deployer.engine.client import docker_errors, local_engine  # noqa: E402
 from deployer.inventory import adhoc_host  # noqa: E402
 from deployer.operations import SECRET_STACK_LABEL, deploy_argv  # noqa: E402
 from deployer.output import Reporter  # noqa: E402
-from deployer.push import Pusher, PushOptions  # noqa: E402
+from deployer.push import Pusher  # noqa: E402
+from deployer.push_inputs import PushOptions  # noqa: E402
 from deployer.state import read_state  # noqa: E402
 from deployer.values import StackValues, load_values  # noqa: E402
 

@@ -150,7 +150,7 @@ def materials(values: StackValues, env_file: str | None) -> dict[str, str]:
     from deployer.errors import ConfigError
     from deployer.operations import secret_version
     from deployer.options import GOOGLE_KEY
-    from deployer.push import MISSING_SECRET_PLACEHOLDER, google_api_key
+    from deployer.push_inputs import MISSING_SECRET_PLACEHOLDER, google_api_key
     from deployer.render import secret_name, swarm_configs, swarm_secret_values
 
     raw = dict(swarm_secret_values(values))

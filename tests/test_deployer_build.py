@@ -467,7 +467,8 @@ def test_repeated_noop_push_on_one_connection_runs_no_remote_command(
     from deployer.connectors import connect
     from deployer.inventory import adhoc_host
     from deployer.output import Reporter
-    from deployer.push import Pusher, PushOptions
+    from deployer.push import Pusher
+    from deployer.push_inputs import PushOptions
 
     values = load_values([STANDIN_VALUES, stack.values], [])
     host = adhoc_host(stack.alias, ssh_config=bed["ssh_config"])

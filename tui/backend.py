@@ -288,7 +288,7 @@ def run_push(
     from deployer.engine.client import local_engine
     from deployer.errors import MlopsError
     from deployer.host_values import load_host_values
-    from deployer.push import PushOptions
+    from deployer.push_inputs import PushOptions
 
     reporter = DashboardReporter(emit, check=request.check)
     stack = request.stack or "?"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import docker
 
     from deployer.operations import Plan
-    from deployer.push import PushOptions
+    from deployer.push_inputs import PushOptions
     from deployer.values import StackValues
 
 

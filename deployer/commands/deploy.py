@@ -160,7 +160,7 @@ def _push(args: argparse.Namespace, reporter: Reporter) -> int:
     from deployer.actions.base import ActionContext
     from deployer.actions.push import push
     from deployer.engine.client import local_engine
-    from deployer.push import PushOptions
+    from deployer.push_inputs import PushOptions
 
     options = PushOptions(
         check=args.check, diff=args.diff, resolve_image=args.resolve_image,
