@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from mlops_serving.deps import LoadedDep
@@ -40,7 +41,9 @@ async def predict(
     except ImageError as exc:
         raise _invalid(f"{file.filename or 'file'}: {exc}", "image_decode") from None
     names = class_names(loaded.info)
-    probs = loaded.model.predict(pixels, verbose=0)[0].astype("float64")
+    # predict_on_batch: one graph call. Keras' predict() builds a data pipeline per call
+    # (seen: 218 ms vs 5 ms for one image on this 2-core machine).
+    probs = np.asarray(loaded.model.predict_on_batch(pixels))[0].astype("float64")
     probs = probs / probs.sum()  # float32 softmax sums to 1 within ~1e-7; make it exact-ish
     best = top_k(probs, names, min(k, len(names)))
     return PredictResponse(
