@@ -23,7 +23,8 @@ import docker.errors
 import pytest
 import yaml
 
-from deployer.build import BuildContext, CaCert, build_targets, content_tag, load_ca_certs
+from deployer.build import build_targets
+from deployer.build_context import BuildContext, CaCert, content_tag, load_ca_certs
 from deployer.cli import main
 from deployer.errors import ConfigError
 from deployer.values import load_values

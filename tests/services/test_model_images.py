@@ -20,7 +20,7 @@ from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from PIL import Image
 from svc_util import CLASSES, PALETTE, SERVICES, service_app, wait_for, write_colour_archive
 
-from deployer.build import BuildContext, library_for, load_ca_certs
+from deployer.build_context import BuildContext, library_for, load_ca_certs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

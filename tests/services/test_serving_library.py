@@ -14,7 +14,7 @@ from mlops_serving.settings import ServiceSettings, SettingsError
 from pydantic import SecretStr
 from svcutil import SERVICES
 
-from deployer.build import LIBRARY_DIR, BuildContext, library_for
+from deployer.build_context import LIBRARY_DIR, BuildContext, library_for
 
 
 def test_plain_file_blank_and_relative_secrets(tmp_path: Path) -> None:
