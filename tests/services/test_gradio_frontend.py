@@ -2,7 +2,9 @@
 
 The frontend and the llm-connector run as their real processes; the llm-connector talks to the
 local Gemini-protocol server; the two model APIs are small stand-ins speaking their contracts
-(tests/services/model_standins.py). A second frontend points at closed ports (backends down).
+(tests/services/model_standins.py); the Models tab reads the bed's real MLflow. A second
+frontend points at closed ports (backends down). Every tab leaves a screenshot in
+.testbed/artifacts/ (gitignored).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".testbed" / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def stack(tmp_path_factory: pytest.TempPathFactory,
+          bed: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Fake Gemini, llm-connector, model stand-ins and the frontend, all on loopback."""
     logs = tmp_path_factory.mktemp("logs")
     sk_received: list[dict[str, Any]] = []
@@ -45,7 +48,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
          serve(cnn_app(cnn_received), free_port()) as cnn_url, \
          ServiceProcess("gradio-frontend", free_port(), {
              "LLM_CONNECTOR_URL": llm.url, "SKLEARN_MODEL_URL": sk_url,
-             "CNN_IMAGE_URL": cnn_url}, logs) as frontend:
+             "CNN_IMAGE_URL": cnn_url, "MLFLOW_URL": bed["mlflow"]["tracking_uri"],
+             "MLFLOW_UI_URL": bed["mlflow"]["tracking_uri"], "STATUS_REFRESH_S": "2"},
+             logs) as frontend:
         yield {"frontend": frontend, "gemini": gemini, "llm": llm,
                "sk_received": sk_received, "cnn_received": cnn_received}
 
@@ -54,11 +59,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def down_frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """A frontend whose three backends are not running (closed loopback ports)."""
     logs = tmp_path_factory.mktemp("logs-down")
-    closed = [free_port() for _ in range(3)]
+    closed = [free_port() for _ in range(4)]
     with ServiceProcess("gradio-frontend", free_port(), {
         "LLM_CONNECTOR_URL": f"http://127.0.0.1:{closed[0]}",
         "SKLEARN_MODEL_URL": f"http://127.0.0.1:{closed[1]}",
         "CNN_IMAGE_URL": f"http://127.0.0.1:{closed[2]}",
+        "MLFLOW_URL": f"http://127.0.0.1:{closed[3]}",
     }, logs) as frontend:
         yield frontend
 
@@ -97,6 +103,32 @@ def test_chat_answer_appears(stack: dict[str, Any], page: Any) -> None:
     assert first.user_texts() == ["Which port does MLflow use?"]
     assert [c["role"] for c in second.body["contents"]] == ["user", "model", "user"]
     assert second.headers["x-goog-api-key"] == KEY
+    # Streamed: the page asks the llm-connector's /chat/stream, which calls
+    # :streamGenerateContent (server-sent events, the answer in pieces).
+    assert first.streaming and second.streaming
+    assert "streamGenerateContent" in first.path
+
+
+def test_chat_streams_with_system_prompt_and_temperature(stack: dict[str, Any],
+                                                         page: Any) -> None:
+    gemini: FakeGeminiServer = stack["gemini"]
+    gemini.take()
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Chat")
+    page.get_by_text("Settings").click()
+    page.locator("#chat-system textarea").fill("Answer like a pirate.")
+    page.locator("#chat-temperature input[type=number]").fill("0.3")
+    page.locator("#chat-temperature input[type=number]").press("Enter")
+    page.locator("#chat-input textarea").fill("Ahoy")
+    page.locator("#chat-send").click()
+    # The fake's answer ends with the system text: the last piece arrived and was appended.
+    page.locator("#chatbot").get_by_text("system: Answer like a pirate.", exact=False).wait_for()
+    page.locator("#chat-status").get_by_text("gemini-ui-test").wait_for()
+    _shot(page, "chat-stream")
+    (request,) = gemini.take()
+    assert request.streaming
+    assert request.body["systemInstruction"]["parts"][0]["text"] == "Answer like a pirate."
+    assert request.body["generationConfig"]["temperature"] == pytest.approx(0.3)
 
 
 def test_titanic_form_shows_probability(stack: dict[str, Any], page: Any) -> None:
@@ -121,6 +153,7 @@ def test_titanic_form_shows_probability(stack: dict[str, Any], page: Any) -> Non
     text = result.inner_text()
     assert f"{prob:.1%}" in text
     assert ("Survived" if prob >= 0.5 else "Did not survive") in text
+    assert "answered by titanic-rf version standin" in text
 
 
 def test_image_upload_shows_label(stack: dict[str, Any], page: Any, tmp_path: Path) -> None:
@@ -137,6 +170,8 @@ def test_image_upload_shows_label(stack: dict[str, Any], page: Any, tmp_path: Pa
     _shot(page, "image")
     label, prob = expected[0]
     assert f"{label} ({prob:.1%})" in result.inner_text()
+    assert "answered by cifar10-cnn version standin" in result.inner_text()
+    assert "softmax over the stand-in's colour scores" in result.inner_text()
     # the top-k widget lists the runner-up classes too
     page.locator("#image-topk").get_by_text(expected[1][0]).wait_for()
     got = stack["cnn_received"][-1]
@@ -172,6 +207,18 @@ def test_backends_down_read_as_messages(down_frontend: ServiceProcess, page: Any
     image = page.locator("#image-result")
     image.get_by_text("not reachable").wait_for()
     _shot(page, "down")
+
+    _open_tab(page, "Models")
+    models = page.locator("#models-view")
+    models.get_by_text("not reachable").wait_for()
+    assert "MLflow" in models.inner_text() and "other tabs still work" in models.inner_text()
+    _shot(page, "down-models")
+    _open_tab(page, "Status")
+    table = page.locator("#status-table")
+    for name in ("llm-connector", "sklearn-model", "cnn-image", "mlflow-server"):
+        table.get_by_text(name, exact=True).filter(visible=True).first.wait_for()
+    assert table.inner_text().count("down") >= 4
+    _shot(page, "down-status")
     for text in (status.inner_text(), titanic.inner_text(), image.inner_text()):
         assert "Traceback" not in text and re.search(r"127\.0\.0\.1:\d+", text)
     assert "Traceback" not in page.content()
@@ -190,3 +237,56 @@ def test_backend_error_detail_is_shown(stack: dict[str, Any], page: Any) -> None
     text = status.inner_text()
     assert "HTTP 502" in text and "retry later" in text
     assert KEY not in page.content()
+
+
+@pytest.fixture(scope="module")
+def registered_ui_model(bed: dict[str, Any]) -> dict[str, str]:
+    """A run with a metric and a registered version of it at @champion, in the bed's MLflow
+    (the newest registered model, so the Models tab lists it first)."""
+    import uuid
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(bed["mlflow"]["tracking_uri"])
+    name = f"t-ui-{uuid.uuid4().hex[:8]}"
+    exp = client.create_experiment(name)
+    run = client.create_run(exp, run_name=f"{name}-train")
+    client.log_metric(run.info.run_id, "accuracy", 0.8123)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(name)
+    client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", "1")
+    return {"name": name, "run_id": run.info.run_id}
+
+
+def test_models_tab_lists_the_registry(stack: dict[str, Any], page: Any, bed: dict[str, Any],
+                                       registered_ui_model: dict[str, str]) -> None:
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Models")
+    view = page.locator("#models-view")
+    view.get_by_text(registered_ui_model["name"]).first.wait_for()
+    text = view.inner_text()
+    assert "@champion → v1" in text
+    assert "accuracy 0.812" in text  # the version's run metrics
+    assert registered_ui_model["run_id"][:8] in text
+    assert "Recent runs" in text and f"{registered_ui_model['name']}-train" in text
+    link = view.get_by_role("link", name="Open the MLflow UI")
+    assert link.get_attribute("href").rstrip("/") == bed["mlflow"]["tracking_uri"]
+    _shot(page, "models")
+
+
+def test_status_tab_shows_every_backend_and_refreshes(stack: dict[str, Any], page: Any) -> None:
+    """Last in this module: it stops the llm-connector."""
+    page.goto(stack["frontend"].url + "/")
+    _open_tab(page, "Status")
+    table = page.locator("#status-table")
+    for name in ("llm-connector", "sklearn-model", "cnn-image", "mlflow-server"):
+        table.get_by_text(name, exact=True).filter(visible=True).first.wait_for()
+    text = table.inner_text()
+    assert "🟢 ready" in text and "down" not in text
+    assert "gemini-ui-test" in text  # the llm-connector's model
+    _shot(page, "status")
+    # The timer probes again: the llm-connector's process stopped -> down, without a click.
+    stack["llm"].stop()
+    table.get_by_text("🔴 down").filter(visible=True).first.wait_for(timeout=30_000)
+    assert "🔴 down" in table.inner_text()

@@ -7,9 +7,10 @@ model versions), so a backend upgrade does not break the page.
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class SurvivalPrediction:
 
     survived: bool
     probability: float
+    model: str = ""  # "name version N" of the version that answered
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class ImagePrediction:
     label: str
     probability: float | None
     top_k: list[tuple[str, float]]
+    model: str = ""  # "name version N" of the version that answered
+    outputs: str = ""  # what the probabilities are, as the service says
+
+
+def model_of(body: Any) -> str:
+    """``name version N`` from an answer's ``model: {name, version}`` ('' when absent)."""
+    model = body.get("model") if isinstance(body, Mapping) else None
+    if not isinstance(model, Mapping) or not model.get("name"):
+        return ""
+    return f"{model['name']} version {model.get('version', '?')}"
 
 
 async def _post(service: str, url: str, timeout_s: float, **kwargs: Any) -> Any:
@@ -120,6 +132,55 @@ async def chat(base_url: str, prompt: str, history: list[tuple[str, str]],
     return ChatAnswer(text=text, model=str(body.get("model") or ""))
 
 
+async def chat_stream(base_url: str, prompt: str, history: list[tuple[str, str]],
+                      timeout_s: float, *, system: str | None = None,
+                      temperature: float | None = None) -> AsyncIterator[ChatAnswer]:
+    """POST /chat/stream on the llm-connector: the answer so far after each piece (the last
+    one carries the model's name). Failures before or during the answer: BackendError."""
+    service, url = "LLM connector", f"{base_url}/chat/stream"
+    payload: dict[str, Any] = {"prompt": prompt,
+                               "history": [{"role": r, "text": t} for r, t in history if t]}
+    if system:
+        payload["system"] = system
+    if temperature is not None:
+        payload["temperature"] = temperature
+    text = ""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client, \
+                client.stream("POST", url, json=payload) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise BackendError(service, _describe_error(resp))
+            async for line in resp.aiter_lines():
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    raise BackendError(service, "streamed a line that is not JSON") from None
+                if not isinstance(event, Mapping):
+                    continue
+                if isinstance(event.get("error"), Mapping):
+                    err = event["error"]
+                    raise BackendError(service, f"the answer broke off: {err.get('detail')}"
+                                       + (f" — {err['fix']}" if err.get("fix") else ""))
+                if isinstance(event.get("delta"), str):
+                    text += event["delta"]
+                    yield ChatAnswer(text=text, model="")
+                if event.get("done"):
+                    yield ChatAnswer(text=text, model=str(event.get("model") or ""))
+                    return
+    except httpx.TimeoutException:
+        raise BackendError(service, f"no answer within {timeout_s:g} s ({url}). "
+                           "It may be overloaded: try again in a moment.") from None
+    except httpx.ConnectError:
+        raise BackendError(service, f"not reachable at {url}. Is the service running? "
+                           "(check `deployer status`)") from None
+    except httpx.HTTPError as exc:
+        raise BackendError(service, f"request to {url} failed: {type(exc).__name__}") from None
+    raise BackendError(service, "the answer ended before it was complete")
+
+
 def parse_survival(body: Any) -> SurvivalPrediction:
     """The first prediction of an sklearn-model /predict answer.
 
@@ -139,7 +200,8 @@ def parse_survival(body: Any) -> SurvivalPrediction:
         raise BackendError("Titanic model", "answered without a survival probability in [0, 1]")
     survived = item.get("survived")
     return SurvivalPrediction(
-        survived=survived if isinstance(survived, bool) else prob >= 0.5, probability=prob
+        survived=survived if isinstance(survived, bool) else prob >= 0.5, probability=prob,
+        model=model_of(body),
     )
 
 
@@ -180,7 +242,9 @@ def parse_image(body: Any) -> ImagePrediction:
                  if (p := _number(body.get(k))) is not None), None)
     if prob is None:
         prob = dict(top).get(label)
-    return ImagePrediction(label=label, probability=prob, top_k=top)
+    outputs = body.get("outputs")
+    return ImagePrediction(label=label, probability=prob, top_k=top, model=model_of(body),
+                           outputs=outputs if isinstance(outputs, str) else "")
 
 
 async def classify_image(base_url: str, path: Path, timeout_s: float,

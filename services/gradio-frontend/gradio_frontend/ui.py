@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from gradio_frontend import clients
+from gradio_frontend import clients, registry_view
 from gradio_frontend.clients import BackendError
 from gradio_frontend.config import Settings
 
@@ -56,20 +57,26 @@ def history_pairs(history: list[Any]) -> list[tuple[str, str]]:
 def build_ui(settings: Settings) -> gr.Blocks:
     """The whole page; handlers call the backends configured in ``settings``."""
 
-    async def send(message: str, history: list[Any]) -> tuple[list[Any], str, str]:
+    async def send(message: str, history: list[Any], system: str, temperature: float,
+                   ) -> AsyncIterator[tuple[list[Any], str, str]]:
+        """Streams the answer into the chat as it is generated."""
         message = (message or "").strip()
         history = list(history or [])
         if not message:
-            return history, "", "Type a message first."
+            yield history, "", "Type a message first."
+            return
+        asked = [*history, {"role": "user", "content": message}]
         try:
-            answer = await clients.chat(settings.llm_connector_url, message,
-                                        history_pairs(history), settings.llm_timeout_s)
+            async for answer in clients.chat_stream(
+                    settings.llm_connector_url, message, history_pairs(history),
+                    settings.llm_timeout_s, system=(system or "").strip() or None,
+                    temperature=temperature):
+                status = (f"Answered by `{html.escape(answer.model)}`." if answer.model
+                          else "Answering…")
+                yield [*asked, {"role": "assistant", "content": answer.text}], "", status
         except BackendError as exc:
             logger.warning("chat failed: %s", exc)
-            return history, message, _problem(exc)  # keep the text so it can be re-sent
-        history += [{"role": "user", "content": message},
-                    {"role": "assistant", "content": answer.text}]
-        return history, "", f"Answered by `{html.escape(answer.model)}`." if answer.model else ""
+            yield history, message, _problem(exc)  # keep the text so it can be re-sent
 
     async def survive(pclass: int | None, sex: str | None, age: float | None,
                       sibsp: float | None, parch: float | None, fare: float | None,
@@ -88,7 +95,8 @@ def build_ui(settings: Settings) -> gr.Blocks:
             logger.warning("titanic prediction failed: %s", exc)
             return _problem(exc)
         verdict = "**Survived**" if result.survived else "**Did not survive**"
-        return f"{verdict} — survival probability {result.probability:.1%}"
+        by = f" (answered by `{html.escape(result.model)}`)" if result.model else ""
+        return f"{verdict} — survival probability {result.probability:.1%}{by}"
 
     async def classify(path: str | None) -> tuple[dict[str, float] | None, str]:
         if not path:
@@ -102,7 +110,30 @@ def build_ui(settings: Settings) -> gr.Blocks:
         share = f" ({result.probability:.1%})" if result.probability is not None else ""
         top = dict(result.top_k) or (
             {result.label: result.probability} if result.probability is not None else None)
-        return top, f"Prediction: **{html.escape(result.label)}**{share}"
+        text = f"Prediction: **{html.escape(result.label)}**{share}"
+        if result.model:
+            text += f" — answered by `{html.escape(result.model)}`"
+        if result.outputs:
+            text += f"  \nProbabilities: {html.escape(result.outputs)}"
+        return top, text
+
+    async def models() -> str:
+        try:
+            return await registry_view.models_markdown(settings.mlflow_url,
+                                                       settings.mlflow_ui_url,
+                                                       settings.model_timeout_s)
+        except BackendError as exc:
+            logger.warning("models view failed: %s", exc)
+            return (f"{_problem(exc)}\n\nThe models cannot be listed right now; the other "
+                    f"tabs still work. [MLflow UI]({settings.mlflow_ui_url})")
+
+    backends = [registry_view.Backend("llm-connector", settings.llm_connector_url),
+                registry_view.Backend("sklearn-model", settings.sklearn_model_url),
+                registry_view.Backend("cnn-image", settings.cnn_image_url),
+                registry_view.Backend("mlflow-server", settings.mlflow_url)]
+
+    async def status_table() -> list[list[str]]:
+        return await registry_view.health_rows(backends, min(settings.model_timeout_s, 5.0))
 
     ui: gr.Blocks
     with gr.Blocks(title=settings.title, analytics_enabled=False) as ui:
@@ -117,8 +148,15 @@ def build_ui(settings: Settings) -> gr.Blocks:
                     send_btn = gr.Button("Send", variant="primary", elem_id="chat-send",
                                          scale=1)
                 chat_status = gr.Markdown(elem_id="chat-status")
+                with gr.Accordion("Settings", open=False):
+                    system_prompt = gr.Textbox(label="System prompt", lines=2,
+                                               placeholder="e.g. Answer in one sentence.",
+                                               elem_id="chat-system")
+                    temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Temperature",
+                                            elem_id="chat-temperature")
                 for trigger in (prompt.submit, send_btn.click):
-                    trigger(send, [prompt, chatbot], [chatbot, prompt, chat_status])
+                    trigger(send, [prompt, chatbot, system_prompt, temperature],
+                            [chatbot, prompt, chat_status])
 
             with gr.Tab("Titanic", id="titanic"):
                 gr.Markdown("Would this passenger have survived the Titanic?")
@@ -155,4 +193,28 @@ def build_ui(settings: Settings) -> gr.Blocks:
                                          elem_id="image-classify")
                 image_result = gr.Markdown(elem_id="image-result")
                 classify_btn.click(classify, image, [top_k, image_result])
+
+            with gr.Tab("Models", id="models") as models_tab:
+                models_refresh = gr.Button("Refresh", elem_id="models-refresh", size="sm")
+                models_md = gr.Markdown("Loading the registry…", elem_id="models-view")
+                models_tab.select(models, None, models_md)
+                models_refresh.click(models, None, models_md)
+
+            with gr.Tab("Status", id="status") as status_tab:
+                gr.Markdown(f"Health of every backend, refreshed every "
+                            f"{settings.status_refresh_s:g} s.")
+                status_df = gr.Dataframe(headers=["service", "status", "detail", "serving"],
+                                         interactive=False, elem_id="status-table",
+                                         wrap=True)
+                status_refresh = gr.Button("Refresh now", elem_id="status-refresh", size="sm")
+                # Ticking only once the tab was opened: updates sent to a table never shown
+                # yet were seen to leave it empty for good.
+                timer = gr.Timer(settings.status_refresh_s, active=False)
+
+                async def open_status() -> tuple[list[list[str]], gr.Timer]:
+                    return await status_table(), gr.Timer(active=True)
+
+                status_tab.select(open_status, None, [status_df, timer])
+                status_refresh.click(status_table, None, status_df)
+                timer.tick(status_table, None, status_df)
     return ui
