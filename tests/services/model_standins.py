@@ -36,6 +36,7 @@ class Passenger(BaseModel):
     parch: int = Field(default=0, ge=0, le=20)
     fare: float | None = Field(default=None, ge=0)
     embarked: Literal["C", "Q", "S"] | None = None
+    name: str | None = Field(default=None, max_length=200)  # read only for the title
 
 
 def survival_probability(p: Passenger) -> float:
