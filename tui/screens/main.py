@@ -11,41 +11,27 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Label
 from textual.worker import WorkerState
 
-from deployer.errors import MlopsError
 from deployer.swarm import ServiceState, SwarmSnapshot, diff_snapshots
-from tui.backend import Backend
-from tui.deploy import DeployEvent, DeployRequest, DeployResult
 from tui.drift import replica_drift
 from tui.messages import (
-    DeployFinished,
-    DeployProgressed,
-    ReplicasWritten,
     ServiceRemoved,
     ServiceRestarted,
     ServiceRolledBack,
     ServiceScaled,
     ServicesRefreshed,
 )
-from tui.screens.base import WorkerScreen
-from tui.screens.deploy import DeployScreen
-from tui.screens.dialogs import ConfirmDialog, ScaleDialog
-from tui.values_edit import (
-    ReplicasEdit,
-    apply_replicas_edit,
-    plan_replicas_edit,
-    set_overrides_replicas,
-    target_file,
-)
+from tui.screens.deploy_actions import DeployActions
+from tui.screens.dialogs import ScaleDialog
 from tui.widgets.events_feed import EventsFeed
 from tui.widgets.services_table import ServicesTable
 from tui.widgets.status_bar import StatusBar
 from tui.widgets.tasks_table import TasksTable
 
 if TYPE_CHECKING:
-    from tui.app import MlopsApp
+    pass
 
 
-class MainScreen(WorkerScreen):
+class MainScreen(DeployActions):
     """Services table on top; tasks of the selected one and the events feed below."""
 
     BINDINGS = [
@@ -76,26 +62,8 @@ class MainScreen(WorkerScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.snapshot: SwarmSnapshot | None = None
         self.show_all = False
         self.filter_text = ""
-        #: Replica targets of +/- presses not yet visible in a snapshot, so quick presses add up.
-        self._scale_targets: dict[str, int] = {}
-        #: The last deploy run from here: what was asked, what it reported, how it ended.
-        self.deploy_request: DeployRequest | None = None
-        self.deploy_events: list[DeployEvent] = []
-        self.deploy_result: DeployResult | None = None
-
-    @property
-    def mlops_app(self) -> MlopsApp:
-        from tui.app import MlopsApp
-
-        assert isinstance(self.app, MlopsApp)
-        return self.app
-
-    @property
-    def backend(self) -> Backend:
-        return self.mlops_app.backend
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -282,12 +250,6 @@ class MainScreen(WorkerScreen):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _require_service(self) -> ServiceState | None:
-        svc = self.selected_service
-        if svc is None:
-            self.notify("no service selected", severity="warning")
-        return svc
-
     def action_scale(self) -> None:
         """Ask for a replica count and scale the selected service."""
         svc = self._require_service()
@@ -330,13 +292,6 @@ class MainScreen(WorkerScreen):
         """Worker: scale a service."""
         self.backend.scale(svc, replicas)
         self.post_message(ServiceScaled(svc.short_name, replicas))
-
-    def _confirm(self, question: str, label: str, then: object) -> None:
-        def answered(yes: bool | None) -> None:
-            if yes and callable(then):
-                then()
-
-        self.app.push_screen(ConfirmDialog(question, confirm_label=label), answered)
 
     def action_restart(self) -> None:
         """Restart every task of the selected service (forced update), after confirmation."""
@@ -386,191 +341,11 @@ class MainScreen(WorkerScreen):
         self.backend.remove(svc)
         self.post_message(ServiceRemoved(svc.short_name))
 
-    # -- deploy -------------------------------------------------------------------------------
-
-    @property
-    def deploying(self) -> bool:
-        """A deploy (or check) started here is still running."""
-        return any(
-            w.group == "deploy" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-            for w in self.workers
-        )
-
-    def _deploy_request(self, *, check: bool) -> DeployRequest:
-        app = self.mlops_app
-        return DeployRequest(
-            stack=app.stack,
-            values_files=tuple(str(p) for p in app.values_files),
-            sets=tuple(app.value_sets),
-            check=check,
-        )
-
-    def action_deploy(self) -> None:
-        """Push the stack with the deployer (the values the dashboard was started with), after
-        confirmation; progress per service on the deploy screen."""
-        if self.deploying:
-            self._show_deploy()
-            return
-        request = self._deploy_request(check=False)
-        files = ", ".join(request.values_files) or "the shipped defaults only"
-        sets = f" and {len(request.sets)} --set" if request.sets else ""
-        self._confirm(
-            f"Deploy stack {request.stack or '?'} to {self.backend.host_label} from {files}"
-            f"{sets}? Services whose spec changed are updated.",
-            "Deploy",
-            lambda: self._start_deploy(request),
-        )
-
-    def action_deploy_check(self) -> None:
-        """Show what a deploy would do, changing nothing (the deployer's --check)."""
-        if self.deploying:
-            self._show_deploy()
-            return
-        self._start_deploy(self._deploy_request(check=True))
-
-    def _start_deploy(self, request: DeployRequest) -> None:
-        self.deploy_request = request
-        self.deploy_events = []
-        self.deploy_result = None
-        self._show_deploy()
-        self.deploy_stack(request)
-
-    def _show_deploy(self) -> None:
-        if self.deploy_request is None or isinstance(self.app.screen, DeployScreen):
-            return
-        self.app.push_screen(
-            DeployScreen(
-                self.deploy_request,
-                self.backend.host_label,
-                lambda: (self.deploy_events, self.deploy_result),
-            )
-        )
-
-    def _sync_deploy_screen(self) -> None:
-        for screen in self.app.screen_stack:
-            if isinstance(screen, DeployScreen) and screen.is_mounted:
-                screen.sync()
-
-    @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
-    def deploy_stack(self, request: DeployRequest) -> None:
-        """Worker: the deployer's push (or check); every report becomes a message."""
-        result = self.backend.deploy(request, lambda e: self.post_message(DeployProgressed(e)))
-        self.post_message(DeployFinished(result))
-
-    @on(DeployProgressed)
-    def _deploy_progressed(self, message: DeployProgressed) -> None:
-        self.deploy_events.append(message.event)
-        self._sync_deploy_screen()
-
-    @on(DeployFinished)
-    def _deploy_finished(self, message: DeployFinished) -> None:
-        result = message.result
-        self.deploy_result = result
-        self._sync_deploy_screen()
-        title = f"deploy check: {result.outcome}" if result.check else f"deploy: {result.outcome}"
-        severity = {"ok": "information", "changed": "information", "failed": "error"}[
-            result.outcome
-        ]
-        self.notify(result.summary(), title=title, severity=severity,  # type: ignore[arg-type]
-                    timeout=10 if result.outcome == "failed" else 6)
-        self.action_refresh()
-
-    # -- drift write-back ---------------------------------------------------------------------
-
-    def action_write_replicas(self) -> None:
-        """Write the selected service's live replica count to the values file (-f), after
-        confirmation, when it differs from what the values declare."""
-        svc = self._require_service()
-        if svc is None:
-            return
-        app = self.mlops_app
-        if not app.values_files:
-            self.notify(
-                "the dashboard was started without -f: there is no values file to write to "
-                "(restart with -f VALUES.yaml)",
-                title="write replicas",
-                severity="error",
-            )
-            return
-        declared = app.declared_replicas or {}
-        if svc.short_name not in declared:
-            self.notify(f"{svc.short_name} is not a service of the values files",
-                        title="write replicas", severity="warning")
-            return
-        if svc.short_name not in replica_drift([svc], declared):
-            self.notify(
-                f"{svc.short_name}: the live count ({svc.replicas_desired}) already matches "
-                "the values",
-                title="write replicas",
-            )
-            return
-        override = set_overrides_replicas(app.value_sets, svc.short_name)
-        if override is not None:
-            self.notify(
-                f"--set {override} fixes the count: a file edit would not change it "
-                "(restart without that --set)",
-                title="write replicas",
-                severity="error",
-            )
-            return
-        try:
-            edit = plan_replicas_edit(
-                target_file(app.values_files, svc.short_name),
-                svc.short_name,
-                svc.replicas_desired,
-            )
-        except MlopsError as exc:
-            self.notify(exc.render(), title="write replicas", severity="error")
-            return
-        self._confirm(
-            f"Write the live count to the values file?\n{edit.describe()}\n"
-            "(only that value changes; comments and layout are kept)",
-            "Write",
-            lambda: self.write_replicas(edit),
-        )
-
-    @work(thread=True, exclusive=True, group="values", exit_on_error=False)
-    def write_replicas(self, edit: ReplicasEdit) -> None:
-        """Worker: write the edit and load the values again (restored if they do not load)."""
-        app = self.mlops_app
-        declared = apply_replicas_edit(edit, app.values_files, app.value_sets)
-        self.post_message(ReplicasWritten(edit, declared))
-
-    @on(ReplicasWritten)
-    def _replicas_written(self, message: ReplicasWritten) -> None:
-        self.mlops_app.declared_replicas = message.declared
-        self.notify(f"wrote {message.edit.describe()}", title="write replicas")
-        self._render_services()
-
-    @on(ServiceScaled)
-    def _scaled(self, message: ServiceScaled) -> None:
-        self.notify(f"{message.service} scaled to {message.replicas}", title="scale")
-        self.action_refresh()
-
-    @on(ServiceRestarted)
-    def _restarted(self, message: ServiceRestarted) -> None:
-        self.notify(f"{message.service}: restart requested", title="restart")
-        self.action_refresh()
-
-    @on(ServiceRolledBack)
-    def _rolled_back(self, message: ServiceRolledBack) -> None:
-        self.notify(f"{message.service}: rollback requested", title="rollback")
-        self.action_refresh()
-
-    @on(ServiceRemoved)
-    def _removed(self, message: ServiceRemoved) -> None:
-        self.notify(f"{message.service} removed", title="remove")
-        self.action_refresh()
-
     def set_connection(self, state: str, detail: str = "") -> None:
         """Show the connection state in the status bar."""
         status = self.query_one(StatusBar)
         status.connection = state
         status.detail = detail
-
-    def forget_scale_targets(self) -> None:
-        """A scale failed: count from the engine's numbers again."""
-        self._scale_targets.clear()
 
     def switch_backend(self) -> None:
         """The app now talks to another host: start over."""
