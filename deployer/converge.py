@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -193,7 +193,6 @@ def wait_converged(
     # differ from ours, so never the task's own timestamp).
     pending_since: dict[str, float] = {}
     while True:
-        now = time.monotonic()
         with docker_errors(host):
             snapshot = read_snapshot(api, stack, include_nodes=False)
         services = [
@@ -205,26 +204,8 @@ def wait_converged(
             if on_progress and shown.get(service.short_name) != line:
                 shown[service.short_name] = line
                 on_progress(service)
-        stuck: dict[str, float] = {}
-        for service in services:
-            failure = failure_of(snapshot, service)
-            for task in unschedulable(snapshot, service):
-                stuck[task.id] = pending_since.get(task.id, now)
-                if failure is None and now - stuck[task.id] >= unschedulable_grace:
-                    failure = unschedulable_failure(service, task, now - stuck[task.id])
-            if failure and failure.task_error and not failure.node:
-                # Name the failing task's node: the nodes cost one more API call, so they are
-                # read only now, not on every poll.
-                with docker_errors(host):
-                    nodes = parse_nodes(api.nodes())
-                failure = failure_of(dataclasses.replace(snapshot, nodes=nodes), service) or (
-                    failure)
-            if failure:
-                raise ConvergeError(
-                    f"stack {stack} did not converge: {failure.describe()}",
-                    failure=failure, fix=failure_fix(failure),
-                )
-        pending_since = stuck
+        pending_since = _raise_failures(api, host, stack, snapshot, services, pending_since,
+                                        unschedulable_grace)
         present = {s.short_name for s in services}
         if want <= present and services and all(s.converged for s in services):
             return snapshot
@@ -238,3 +219,31 @@ def wait_converged(
                 fix="raise --timeout, or check the tasks with `deployer status`",
             )
         time.sleep(interval)
+
+
+def _raise_failures(api: SwarmApi, host: str, stack: str, snapshot: SwarmSnapshot,
+                    services: Sequence[ServiceState], pending_since: Mapping[str, float],
+                    grace: float) -> dict[str, float]:
+    """Raise ``ConvergeError`` for the first failing service (a failed task, or one Swarm could
+    not place for ``grace`` seconds); returns the unplaceable tasks' first-seen times."""
+    now = time.monotonic()
+    stuck: dict[str, float] = {}
+    for service in services:
+        failure = failure_of(snapshot, service)
+        for task in unschedulable(snapshot, service):
+            stuck[task.id] = pending_since.get(task.id, now)
+            if failure is None and now - stuck[task.id] >= grace:
+                failure = unschedulable_failure(service, task, now - stuck[task.id])
+        if failure and failure.task_error and not failure.node:
+            # Name the failing task's node: the nodes cost one more API call, so they are
+            # read only now, not on every poll.
+            with docker_errors(host):
+                nodes = parse_nodes(api.nodes())
+            failure = failure_of(dataclasses.replace(snapshot, nodes=nodes), service) or (
+                failure)
+        if failure:
+            raise ConvergeError(
+                f"stack {stack} did not converge: {failure.describe()}",
+                failure=failure, fix=failure_fix(failure),
+            )
+    return stuck

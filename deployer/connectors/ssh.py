@@ -220,43 +220,14 @@ class SSHConnector(Connector):
         cancel: threading.Event | None = None,
     ) -> RunResult:
         feeder_error: list[BaseException] = []
-
-        def feed() -> None:
-            try:
-                for chunk in stdin_chunks(stdin):
-                    channel.sendall(chunk)
-                channel.shutdown_write()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                # A failing producer (e.g. an image stream) must not leave the remote command
-                # waiting for more input: end the channel, report after the loop.
-                feeder_error.append(exc)
-                channel.close()
-
-        feeder = None
-        if stdin is not None:
-            feeder = threading.Thread(target=feed, daemon=True)
-            feeder.start()
-        else:
-            channel.shutdown_write()
+        feeder = _start_feeder(channel, stdin, feeder_error)
         out = bytearray()
         err = bytearray()
         splitter = LineSplitter(on_line) if on_line else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-            # The channel's fileno() is readable when stdout or stderr has data or it closed.
-            select.select([channel], [], [], wait)
-            while channel.recv_ready():
-                chunk = channel.recv(65536)
-                if splitter:
-                    splitter.feed(chunk)
-                else:
-                    out += chunk
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-            if channel.exit_status_ready() and not channel.recv_ready() and (
-                not channel.recv_stderr_ready()
-            ) and (channel.eof_received or channel.closed):
+            if _drain(channel, wait, out, err, splitter):
                 break
             if cancel is not None and cancel.is_set():
                 # Closing the channel ends the remote command (sshd hangs it up).
@@ -272,13 +243,12 @@ class SSHConnector(Connector):
         if feeder:
             feeder.join(timeout=5)
         returncode = channel.recv_exit_status()
-        stderr = err.decode(errors="replace")
         if feeder_error:
             exc = feeder_error[0]
             if isinstance(exc, OSError | paramiko.SSHException | EOFError):
                 raise self._lost(exc)
             raise exc
-        return RunResult(returncode, out.decode(errors="replace"), stderr)
+        return RunResult(returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
     # Files
 
@@ -377,3 +347,45 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: PurePosixPath) -> None:
         sftp.mkdir(str(directory))
     except OSError:
         sftp.stat(str(directory))  # created meanwhile by a concurrent run: fine; else raise
+
+
+def _start_feeder(channel: paramiko.Channel, stdin: Stdin,
+                  errors: list[BaseException]) -> threading.Thread | None:
+    """Send ``stdin`` on its own thread (a large input must not block reading the output);
+    without input, end the command's stdin at once."""
+    if stdin is None:
+        channel.shutdown_write()
+        return None
+
+    def feed() -> None:
+        try:
+            for chunk in stdin_chunks(stdin):
+                channel.sendall(chunk)
+            channel.shutdown_write()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            # A failing producer (e.g. an image stream) must not leave the remote command
+            # waiting for more input: end the channel, report after the loop.
+            errors.append(exc)
+            channel.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    return feeder
+
+
+def _drain(channel: paramiko.Channel, wait: float, out: bytearray, err: bytearray,
+           splitter: LineSplitter | None) -> bool:
+    """Wait up to ``wait`` s for output, take all there is; True once the command is done."""
+    # The channel's fileno() is readable when stdout or stderr has data or it closed.
+    select.select([channel], [], [], wait)
+    while channel.recv_ready():
+        chunk = channel.recv(65536)
+        if splitter:
+            splitter.feed(chunk)
+        else:
+            out += chunk
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(65536)
+    return bool(channel.exit_status_ready() and not channel.recv_ready()
+                and not channel.recv_stderr_ready()
+                and (channel.eof_received or channel.closed))
