@@ -81,6 +81,23 @@ class DataStack:
             time.sleep(1)
         raise AssertionError(f"MLflow at {self.tracking} did not come back in {timeout:g} s")
 
+    def wait_s3(self, timeout: float = 180) -> None:
+        """Until the S3 store lists the bucket again (SeaweedFS takes longer than MLflow)."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{S3_PORT}",
+                          aws_access_key_id=self.s3["access_key"],
+                          aws_secret_access_key=self.s3["secret_key"], region_name="us-east-1")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                s3.list_objects_v2(Bucket="mlflow", MaxKeys=1)
+                return
+            except (BotoCoreError, ClientError):
+                time.sleep(1)
+        raise AssertionError(f"the S3 store did not come back in {timeout:g} s")
+
     def containers(self, service: str) -> list[dict[str, Any]]:
         return self.api.containers(filters={
             "label": f"com.docker.swarm.service.name={self.name}_{service}"})
@@ -200,8 +217,21 @@ def test_runs_models_and_artifacts_survive_remove_push_and_killed_containers(
             stack.containers("minio") and stack.containers("mlflow-server")):
         time.sleep(1)
     stack.wait_mlflow()
+    stack.wait_s3()  # MLflow's artifact proxy answers 500 until its store is back
     client.log_metric(run.info.run_id, "loss", 0.25, step=1)
-    client.log_text(run.info.run_id, f"run {RUNS}", "notes.txt")
+    # The upload retried (bounded) while the proxy and the store settle, as a client would.
+    from mlflow.exceptions import MlflowException
+
+    refused = 0
+    for _ in range(12):
+        try:
+            client.log_text(run.info.run_id, f"run {RUNS}", "notes.txt")
+            break
+        except MlflowException:
+            refused += 1
+            time.sleep(5)
+    else:
+        raise AssertionError("MLflow refused the artifact upload for a minute after the kill")
     client.set_terminated(run.info.run_id)
     client.create_model_version(model, f"{run.info.artifact_uri}/notes.txt", run.info.run_id)
     after_kill = _counts(stack, experiment, model)
@@ -213,4 +243,5 @@ def test_runs_models_and_artifacts_survive_remove_push_and_killed_containers(
     section = "Data survives (real mlflow-server + SeaweedFS images)"
     record(section, f"logged: {before}")
     record(section, f"after deployer remove (volumes kept) + push: {after_remove}")
-    record(section, f"after S3 + MLflow containers killed mid-run (one more run): {after_kill}")
+    record(section, f"after S3 + MLflow containers killed mid-run (one more run; "
+                    f"{refused} upload(s) refused while they came back): {after_kill}")
