@@ -119,7 +119,9 @@ CASES = [
          "hosts:\n  laptop:\n    connection: local\n    values:\n      services:\n"
          "        minio: {replicas: -1}\n",
          ("{file}:6: hosts.laptop.values.services.minio.replicas", "greater than or equal to 0"),
-         command=("status",)),
+         # Read-only commands (status, logs, history) take only stack.name of the values; any
+         # command that uses them validates them first.
+         command=("scale", "minio=1")),
     Case("group-values-typo",
          "hosts:\n  mgr: {}\ngroups:\n  prod:\n    hosts: [mgr]\n    vars:\n      values:\n"
          "        stack: {nmae: prod}\n",

@@ -48,9 +48,14 @@ def add_action_arguments(parser: argparse.ArgumentParser, *, mutating: bool = Fa
 
 
 def stack_name(host: Host, args: argparse.Namespace) -> str:
-    """``--stack``, else ``stack.name`` of the values (defaults < host overlays < -f < --set)."""
+    """``--stack``, else ``stack.name`` of the values (defaults < host overlays < -f < --set);
+    read-only commands take just that key, without building the values model."""
     if args.stack:
         return str(args.stack)
+    if getattr(args, "read_only", False):
+        from deployer.host_values import peek_stack_name
+
+        return peek_stack_name(host, args.values_files, args.sets)
     return load_host_values(host, args).stack.name
 
 

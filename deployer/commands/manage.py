@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 def _register_service_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="services of the stack: replicas, image, health")
     add_action_arguments(p)
-    p.set_defaults(func=run_status)
+    p.set_defaults(func=run_status, read_only=True)
 
     p = subparsers.add_parser(
         "scale", help="set replica counts and wait until converged",
@@ -72,7 +72,7 @@ def _register_service_commands(subparsers: Any) -> None:
                    help="only the last N lines of each service")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     add_action_arguments(p, values_short=False)
-    p.set_defaults(func=run_logs)
+    p.set_defaults(func=run_logs, read_only=True)
 
 
 def _register_stack_commands(subparsers: Any) -> None:
@@ -105,7 +105,7 @@ def _register_stack_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("history", help="the stack's revisions (time, who, values, images)")
     add_action_arguments(p)
-    p.set_defaults(func=run_history)
+    p.set_defaults(func=run_history, read_only=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,16 +37,16 @@ def register(subparsers: Any) -> None:
     )
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
     _options(p)
-    p.set_defaults(func=run_list)
+    p.set_defaults(func=run_list, read_only=True)
     q = sub.add_parser("ls", help="list served models and registered versions (the default)")
     _options(q)
-    q.set_defaults(func=run_list)
+    q.set_defaults(func=run_list, read_only=True)
     q = sub.add_parser("promote", help="point MODEL@champion (or --alias) at VERSION")
     q.add_argument("model", metavar="MODEL", help="registered model name, e.g. titanic-rf")
     q.add_argument("version", metavar="VERSION", help="its version number")
     q.add_argument("--alias", default="champion", help="the alias to move (default: champion)")
     _options(q, mutating=True)
-    q.set_defaults(func=run_promote)
+    q.set_defaults(func=run_promote, read_only=False)
 
 
 def _options(parser: argparse.ArgumentParser, *, mutating: bool = False) -> None:

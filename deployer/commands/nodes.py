@@ -28,19 +28,20 @@ def register(subparsers: Any) -> None:
         "the stack's deploy lock and go to its audit log.",
     )
     sub = p.add_subparsers(dest="nodes_command", metavar="ACTION")
-    p.set_defaults(func=run_list)
+    p.set_defaults(func=run_list, read_only=True)
     add_action_arguments(p)
 
     q = sub.add_parser("ls", help="list the nodes (the default)")
     add_action_arguments(q)
-    q.set_defaults(func=run_list)
+    q.set_defaults(func=run_list, read_only=True)
 
     for name, text in (("drain", "move every task off a node and keep new ones away"),
                        ("activate", "let a node take tasks again")):
         q = sub.add_parser(name, help=text)
         q.add_argument("node", metavar="NODE", help="node hostname or id")
         add_action_arguments(q, mutating=True)
-        q.set_defaults(func=run_availability, availability=name if name == "drain" else "active")
+        q.set_defaults(func=run_availability, read_only=False,
+                       availability=name if name == "drain" else "active")
 
     q = sub.add_parser(
         "label", help="add/remove node labels, or set the values' swarm.node_labels",
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--from-values", action="store_true",
                    help="apply swarm.node_labels of the values")
     add_action_arguments(q, mutating=True)
-    q.set_defaults(func=run_label)
+    q.set_defaults(func=run_label, read_only=False)
 
 
 def parse_labels(texts: list[str]) -> dict[str, str]:

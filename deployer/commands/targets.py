@@ -48,14 +48,15 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
 
 def hosts_of(args: argparse.Namespace) -> list[Host]:
     """The selected hosts, each one's values already loaded once: a bad overlay of the second
-    host must fail the run before the first one is contacted, not after it was deployed."""
+    host must fail the run before the first one is contacted, not after it was deployed
+    (read-only commands change nothing, so they skip it)."""
     from deployer.inventory import select_hosts
 
     hosts = select_hosts(
         host=args.host, inventory=args.inventory, limit=args.limit, ssh_config=args.ssh_config,
         accept_new_host_key=args.accept_new_host_key,
     )
-    if hasattr(args, "values_files"):
+    if hasattr(args, "values_files") and not getattr(args, "read_only", False):
         for host in hosts:
             load_host_values(host, args)
     return hosts
