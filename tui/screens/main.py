@@ -14,14 +14,9 @@ from textual.worker import WorkerState
 from deployer.swarm import ServiceState, SwarmSnapshot, diff_snapshots
 from tui.drift import replica_drift
 from tui.messages import (
-    ServiceRemoved,
-    ServiceRestarted,
-    ServiceRolledBack,
-    ServiceScaled,
     ServicesRefreshed,
 )
 from tui.screens.deploy_actions import DeployActions
-from tui.screens.dialogs import ScaleDialog
 from tui.widgets.events_feed import EventsFeed
 from tui.widgets.services_table import ServicesTable
 from tui.widgets.status_bar import StatusBar
@@ -247,99 +242,6 @@ class MainScreen(DeployActions):
 
         assert self.snapshot is not None
         self.app.push_screen(LogsScreen(services, title))
-
-    # -- actions ------------------------------------------------------------------------------
-
-    def action_scale(self) -> None:
-        """Ask for a replica count and scale the selected service."""
-        svc = self._require_service()
-        if svc is None:
-            return
-        if svc.mode != "replicated":
-            self.notify(
-                f"{svc.short_name} is {svc.mode}: only replicated services scale",
-                severity="warning",
-            )
-            return
-
-        def done(replicas: int | None) -> None:
-            if replicas is not None:
-                self._scale_targets[svc.id] = replicas
-                self.scale_service(svc, replicas)
-
-        self.app.push_screen(ScaleDialog(svc.short_name, svc.replicas_desired), done)
-
-    def action_scale_by(self, delta: int) -> None:
-        """Add or remove one replica of the selected service."""
-        svc = self._require_service()
-        if svc is None:
-            return
-        if svc.mode != "replicated":
-            self.notify(
-                f"{svc.short_name} is {svc.mode}: only replicated services scale",
-                severity="warning",
-            )
-            return
-        current = self._scale_targets.get(svc.id, svc.replicas_desired)
-        target = max(current + delta, 0)
-        if target == current:
-            return
-        self._scale_targets[svc.id] = target
-        self.scale_service(svc, target)
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def scale_service(self, svc: ServiceState, replicas: int) -> None:
-        """Worker: scale a service."""
-        self.backend.scale(svc, replicas)
-        self.post_message(ServiceScaled(svc.short_name, replicas))
-
-    def action_restart(self) -> None:
-        """Restart every task of the selected service (forced update), after confirmation."""
-        svc = self._require_service()
-        if svc is not None:
-            self._confirm(
-                f"Restart every task of {svc.short_name}?",
-                "Restart",
-                lambda: self.restart_service(svc),
-            )
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def restart_service(self, svc: ServiceState) -> None:
-        """Worker: force an update of a service."""
-        self.backend.restart(svc)
-        self.post_message(ServiceRestarted(svc.short_name))
-
-    def action_rollback(self) -> None:
-        """Roll the selected service back to its previous spec, after confirmation."""
-        svc = self._require_service()
-        if svc is not None:
-            self._confirm(
-                f"Roll {svc.short_name} back to its previous spec?",
-                "Roll back",
-                lambda: self.rollback_service(svc),
-            )
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def rollback_service(self, svc: ServiceState) -> None:
-        """Worker: roll a service back."""
-        self.backend.rollback(svc)
-        self.post_message(ServiceRolledBack(svc.short_name))
-
-    def action_remove(self) -> None:
-        """Remove the selected service, after confirmation."""
-        svc = self._require_service()
-        if svc is not None:
-            self._confirm(
-                f"Remove service {svc.name}? Its tasks stop; volumes are kept.",
-                "Remove",
-                lambda: self.remove_service(svc),
-            )
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def remove_service(self, svc: ServiceState) -> None:
-        """Worker: remove a service."""
-        self.backend.remove(svc)
-        self.post_message(ServiceRemoved(svc.short_name))
 
     def set_connection(self, state: str, detail: str = "") -> None:
         """Show the connection state in the status bar."""
