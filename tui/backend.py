@@ -21,19 +21,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deployer.actions import models, nodes, services
 from deployer.actions.base import ActionContext
 from deployer.actions.logs import LogStream as ActionLogStream
 from deployer.actions.models import Endpoints, ModelsOverview
 from deployer.connectors import Connector, connect
-from deployer.engine.client import docker_errors
-from deployer.errors import ConfigError, ConnectError
+from deployer.errors import ConfigError
 from deployer.inventory import Host
 from deployer.logs import LogLine, LogOptions
 from deployer.output import Reporter
 from deployer.swarm import NodeState, ServiceState, SwarmSnapshot, read_snapshot
+from tui.connection import Connection
 from tui.deploy import DashboardReporter, DeployEvent, DeployRequest, DeployResult
 
 if TYPE_CHECKING:
@@ -147,54 +147,32 @@ class DockerBackend:
         host: Host | None = None,
         endpoints: Endpoints | None = None,
     ) -> None:
-        self._connect = connect
         #: Where MLflow / the model APIs answer when the stack does not publish them.
         self._endpoints = dict(endpoints or {})
         self._known_runs: dict[str, dict[str, float]] = {}
         #: The inventory host (how the deployer reaches it); None: the local engine.
         self._host = host or Host("local", None)
         self._host_label = host_label
-        self._conn: Connector | None = None
-        self._lock = threading.Lock()
+        self._link = Connection(connect, host_label)
         self._action_lock = threading.Lock()
 
     @property
     def host_label(self) -> str:
         return self._host_label
 
+
     @property
     def connector(self) -> Connector:
         """The open connector, connecting first if needed."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            return self._conn
+        return self._link.connector
 
     @property
     def api(self) -> docker.APIClient:
         """The engine's low-level client (tests wrap it to count calls)."""
         return self.connector.docker_client().api
 
-    def _forget(self) -> None:
-        # After a lost connection the next call opens a fresh one: that is the recovery.
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail in any way
-                log.debug("closing a broken connection failed", exc_info=True)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            with docker_errors(self._host_label):
-                return fn()
-        except ConnectError:
-            self._forget()
-            raise
-
     def snapshot(self, stack: str | None) -> SwarmSnapshot:
-        return self._call(lambda: read_snapshot(self.api, stack))  # type: ignore[no-any-return]
+        return self._link.call(lambda: read_snapshot(self.api, stack))  # type: ignore[no-any-return]
 
     def _act(self, service: ServiceState, action: Callable[[ActionContext], object]) -> None:
         if not service.stack:
@@ -208,7 +186,8 @@ class DockerBackend:
     def _run_action(self, stack: str, action: Callable[[ActionContext], object]) -> None:
         events = Reporter(stream=io.StringIO(), color=False)
         with self._action_lock:
-            self._call(lambda: action(ActionContext(self.connector, stack, events, wait=False)))
+            self._link.call(
+                lambda: action(ActionContext(self.connector, stack, events, wait=False)))
 
     def scale(self, service: ServiceState, replicas: int) -> None:
         if replicas < 0:
@@ -231,7 +210,7 @@ class DockerBackend:
     def models(self, stack: str | None) -> ModelsOverview:
         ctx = ActionContext(self.connector, _one_stack(stack, "show models"),
                             Reporter(stream=io.StringIO(), color=False), wait=False)
-        return self._call(  # type: ignore[no-any-return]
+        return self._link.call(  # type: ignore[no-any-return]
             lambda: models.overview(ctx, endpoints=self._endpoints, known_runs=self._known_runs))
 
     def promote(self, stack: str | None, model: str, version: str) -> None:
@@ -246,7 +225,7 @@ class DockerBackend:
         stack = stacks.pop() if len(stacks) == 1 else None
         opts = LogOptions(follow=follow, tail=tail, timestamps=True)
         targets = {s.name: s.short_name for s in services}
-        return self._call(  # type: ignore[no-any-return]
+        return self._link.call(  # type: ignore[no-any-return]
             lambda: ActionLogStream(self.connector, stack, targets, opts).start()
         )
 
@@ -256,7 +235,7 @@ class DockerBackend:
         return run_push(self._host, request, emit)
 
     def close(self) -> None:
-        self._forget()
+        self._link.forget()
 
 
 def _one_stack(stack: str | None, what: str) -> str:

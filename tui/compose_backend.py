@@ -16,16 +16,16 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deployer.actions.base import ActionContext
 from deployer.compose import ComposeCli, choose, probe
 from deployer.compose_project import ComposeProject, read_compose_snapshot
 from deployer.connectors import Connector, connect
-from deployer.engine.client import docker_errors
-from deployer.errors import ConfigError, ConnectError, MlopsError
+from deployer.errors import ConfigError, MlopsError
 from deployer.output import Reporter
 from deployer.swarm import NodeState, ServiceState, SwarmSnapshot
+from tui.connection import Connection
 from tui.deploy import DeployEvent, DeployRequest, DeployResult
 
 if TYPE_CHECKING:
@@ -63,22 +63,19 @@ class ComposeBackend:
         cli: ComposeCli | None = None,
     ) -> None:
         self.project = project
-        self._connect = connect
         self._cli = cli
-        self._conn: Connector | None = None
-        self._lock = threading.Lock()
+        self._link = Connection(connect, self.host_label)
         self._action_lock = threading.Lock()
 
     @property
     def host_label(self) -> str:
         return f"compose:{self.project}@local"
 
+
     @property
     def connector(self) -> Connector:
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            return self._conn
+        """The open connector, connecting first if needed."""
+        return self._link.connector
 
     @property
     def cli(self) -> ComposeCli:
@@ -86,23 +83,6 @@ class ComposeBackend:
         if self._cli is None:
             self._cli = choose(probe())
         return self._cli
-
-    def _forget(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail in any way
-                log.debug("closing a broken connection failed", exc_info=True)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            with docker_errors(self.host_label):
-                return fn()
-        except ConnectError:
-            self._forget()
-            raise
 
     def _project(self) -> ComposeProject:
         # The dashboard shows convergence live: the action returns once the CLI has.
@@ -122,13 +102,13 @@ class ComposeBackend:
     def snapshot(self, stack: str | None) -> SwarmSnapshot:
         # One project per dashboard: the project name is the stack name on screen. Asked for
         # "every service" (the `a` toggle), it is still this project's, labelled as asked.
-        snap: SwarmSnapshot = self._call(
+        snap: SwarmSnapshot = self._link.call(
             lambda: read_compose_snapshot(self.connector.docker_client().api, self.project))
         return snap if stack is not None else dataclasses.replace(snap, stack=None)
 
     def _act(self, fn: Callable[[ComposeProject], object]) -> None:
         with self._action_lock:
-            self._call(lambda: fn(self._project()))
+            self._link.call(lambda: fn(self._project()))
 
     def scale(self, service: ServiceState | str, replicas: int) -> None:
         name = self._short(service)
@@ -165,7 +145,7 @@ class ComposeBackend:
         self, services: Sequence[_Named], *, tail: int | None, follow: bool = True
     ) -> ComposeLogStream:
         names = {self._short(s.name): s.name for s in services}
-        project = self._call(self._project)
+        project = self._link.call(self._project)
         return ComposeLogStream(project, names, tail=tail, follow=follow).start()
 
     def deploy(
@@ -178,7 +158,7 @@ class ComposeBackend:
         )
 
     def close(self) -> None:
-        self._forget()
+        self._link.forget()
 
 
 class ComposeLogStream:
