@@ -96,6 +96,11 @@ def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
     local.close()
     pinned = f"mlops-clship:{image_id.removeprefix('sha256:')[:12]}"  # as push references it
     assert all(image_on(cluster_facts, names[w], image_id) is None for w in WORKERS)
+    # The stack on the stand-in first: every node then holds the base layers as pulled ones
+    # (an engine knows a layer it got by `docker load` only by content, not by the registry
+    # digest, so the very first pull after a load fetches it again, once).
+    code, out = run(stack.argv("push", "--timeout", "240"), capsys)
+    assert code == 0, out
     code, out = run(stack.argv("push", "--timeout", "240", "--set",
                                f"services.llm-connector.image={new_image}"), capsys)
     assert code == 0, out

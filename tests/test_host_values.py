@@ -16,7 +16,7 @@ def test_peek_takes_the_name_from_the_same_layers_as_the_model(tmp_path: Path) -
     host_file = tmp_path / "host.yaml"
     host_file.write_text("stack: {name: from-host-file}\n")
     cli_file = tmp_path / "cli.yaml"
-    cli_file.write_text("stack:\n  name: from-cli-file\n  environment: staging\n")
+    cli_file.write_text("stack:\n  name: from-cli-file\n")
     bare = Host("local", None)
     assert peek_stack_name(bare) == load_host_values(bare).stack.name == "mlops"
     host = Host("h", None, values_files=(host_file,))

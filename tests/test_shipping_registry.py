@@ -53,11 +53,15 @@ def stack(bed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     for host in (bed["docker_host"], bed["managers"]["remote"]["docker_host"]):
         api = docker.APIClient(base_url=host)
         for image in api.images():
-            # Pulled by digest, an image has no tag, only a RepoDigest.
+            # Pulled by digest, an image has no tag, only a RepoDigest. Remove our names only,
+            # never the image by its ID: a pushed image can be the very stand-in the other tests
+            # use (same ID), and removing it by ID with force untagged it everywhere.
             names = [*(image.get("RepoTags") or ()), *(image.get("RepoDigests") or ())]
-            if any(f"{REPO_PREFIX}/reg" in name for name in names):
+            for name in names:
+                if f"{REPO_PREFIX}/reg" not in name:
+                    continue
                 try:
-                    api.remove_image(image["Id"], force=True)
+                    api.remove_image(name)
                 except docker.errors.APIError:
                     pass
 
