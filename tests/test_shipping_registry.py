@@ -202,6 +202,9 @@ def test_build_push_uploads_and_the_push_after_it_uploads_nothing(
     no_registry = tmp_path / "plain.yaml"
     no_registry.write_text(yaml.safe_dump({"stack": {"name": stack}}))
     build[4] = str(no_registry)
+    standin_before = docker.APIClient().inspect_image("mlops-standin:latest")["Id"]
     assert main(build) != 0
     captured = capsys.readouterr()
     assert "build --push needs a registry" in captured.out + captured.err
+    # Refused before anything was built or tagged (the values name the stand-in's ref).
+    assert docker.APIClient().inspect_image("mlops-standin:latest")["Id"] == standin_before

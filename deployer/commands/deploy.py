@@ -126,6 +126,10 @@ def _build(args: argparse.Namespace, reporter: Reporter) -> bool:
 
     values = load_values(args.values_files, args.sets,
                          allow_default_credentials=args.allow_default_credentials)
+    if getattr(args, "push", False):
+        from deployer.shipping.registry_mode import require_registry
+
+        require_registry(values.registry)  # before anything is built or tagged
     options = _build_options(args)
     client = local_client()
     try:

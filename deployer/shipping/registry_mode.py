@@ -227,6 +227,18 @@ def prepull(client: docker.DockerClient, registry: Registry, refs: list[str], ev
                         f"({human(stats.total_bytes)})")
 
 
+def require_registry(registry: Registry | None) -> Registry:
+    """The values' registry, or the error ``build --push`` gives without one."""
+    if registry is None:
+        raise ConfigError(
+            "build --push needs a registry: registry.url is not set in the values",
+            fix="add `registry: {url: HOST[:PORT][/PATH]}` to a values file (-f) or "
+            "--set registry.url=HOST:PORT; without a registry, `deployer push` ships the "
+            "images over SSH",
+        )
+    return registry
+
+
 def publish_built(
     local: docker.DockerClient,
     registry: Registry | None,
@@ -235,13 +247,7 @@ def publish_built(
 ) -> dict[str, str]:
     """``deployer build --push``: upload ``{service: (values ref, image id)}`` under the same
     pinned tag a later ``push`` uses (``repo:<id>``), so that push uploads nothing again."""
-    if registry is None:
-        raise ConfigError(
-            "build --push needs a registry: registry.url is not set in the values",
-            fix="add `registry: {url: HOST[:PORT][/PATH]}` to a values file (-f) or "
-            "--set registry.url=HOST:PORT; without a registry, `deployer push` ships the "
-            "images over SSH",
-        )
+    registry = require_registry(registry)
     images = {s: (ship.pinned_ref(ref, image_id), image_id) for s, (ref, image_id) in
               built.items()}
     pinned = publish(local, registry, images, events)
