@@ -28,21 +28,31 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
-@pytest.fixture
-def new_image(bed: dict[str, Any], cluster: dict[str, Any]) -> Iterator[str]:  # noqa: F811
-    """An image only the deploying machine has: the stand-in plus one small layer."""
+def build_image(bed: dict[str, Any], base: str) -> tuple[str, str]:
+    """``base`` plus one small layer, on the deploying machine only: (ref, image id)."""
     ref = f"mlops-clship:{uuid.uuid4().hex[:8]}"
     marker = uuid.uuid4().hex
     proc = subprocess.run(
         ["docker", "-H", bed["docker_host"], "build", "-q", "-t", ref, "-"],
-        input=f"FROM {bed['standin_image']}\nRUN echo {marker} > /clship-marker\n", text=True,
+        input=f"FROM {base}\nRUN echo {marker} > /clship-marker-{marker[:6]}\n", text=True,
         capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
     assert proc.returncode == 0, proc.stderr
     local = docker.APIClient(base_url=bed["docker_host"], version="auto")
-    image_id = local.inspect_image(ref)["Id"]
     try:
-        yield ref
+        return ref, str(local.inspect_image(ref)["Id"])
     finally:
+        local.close()
+
+
+@pytest.fixture
+def images(bed: dict[str, Any],
+           cluster: dict[str, Any]) -> Iterator[list[tuple[str, str]]]:  # noqa: F811
+    """Images a test built (``build_image``), removed from every engine afterwards, newest
+    first (a child before its parent)."""
+    built: list[tuple[str, str]] = []
+    yield built
+    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+    for ref, image_id in reversed(built):
         for name in cluster["nodes"]:
             api = node_api(cluster, name)
             try:
@@ -55,7 +65,14 @@ def new_image(bed: dict[str, Any], cluster: dict[str, Any]) -> Iterator[str]:  #
             local.remove_image(ref, force=True)
         except docker.errors.APIError:
             pass
-        local.close()
+    local.close()
+
+
+@pytest.fixture
+def new_image(bed: dict[str, Any], images: list[tuple[str, str]]) -> str:
+    """An image only the deploying machine has: the stand-in plus one small layer."""
+    images.append(build_image(bed, bed["standin_image"]))
+    return images[-1][0]
 
 
 @pytest.fixture
@@ -86,28 +103,36 @@ def image_on(cluster: dict[str, Any], node: str, ref: str) -> str | None:  # noq
 
 
 def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
-    stack: ClusterStack, new_image: str, bed: dict[str, Any],
+    stack: ClusterStack, images: list[tuple[str, str]], bed: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cluster_facts = stack.cluster
     names = {n["hostname"]: short for short, n in cluster_facts["nodes"].items()}
-    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
-    image_id = local.inspect_image(new_image)["Id"]
-    local.close()
-    pinned = f"mlops-clship:{image_id.removeprefix('sha256:')[:12]}"  # as push references it
-    assert all(image_on(cluster_facts, names[w], image_id) is None for w in WORKERS)
-    # The stack on the stand-in first: every node then holds the base layers as pulled ones
-    # (an engine knows a layer it got by `docker load` only by content, not by the registry
-    # digest, so the very first pull after a load fetches it again, once).
-    code, out = run(stack.argv("push", "--timeout", "240"), capsys)
+
+    def pinned(image_id: str) -> str:  # as push references it
+        return f"mlops-clship:{image_id.removeprefix('sha256:')[:12]}"
+
+    # A project base image no node has: the first push moves all of its layers (the bed's
+    # stand-in layers too: an engine knows a layer it got by `docker load` only by content,
+    # not by its registry digest, so the first pull fetches those once more).
+    images.append(build_image(bed, bed["standin_image"]))
+    base, base_id = images[-1]
+    assert all(image_on(cluster_facts, names[w], base_id) is None for w in WORKERS)
+    code, out = run(stack.argv("push", "--timeout", "240", "--set",
+                               f"services.llm-connector.image={base}"), capsys)
     assert code == 0, out
+    for worker in WORKERS:  # 1 of 3 if an earlier test's pull already fetched the stand-in
+        assert f"changed: [{worker}] ship-image {pinned(base_id)}  (" in out, out
+    # A code change on top: only the one new layer moves, to each worker through the manager.
+    images.append(build_image(bed, base))
+    new_image, image_id = images[-1]
     code, out = run(stack.argv("push", "--timeout", "240", "--set",
                                f"services.llm-connector.image={new_image}"), capsys)
     assert code == 0, out
     for worker in WORKERS:
-        # Reached through the manager; only the one new layer moved (the base is there).
-        assert f"changed: [{worker}] ship-image {pinned}  (1 of 3 layers pulled" in out, out
-        assert image_on(cluster_facts, names[worker], pinned) == image_id
+        moved = f"changed: [{worker}] ship-image {pinned(image_id)}  (1 of 4 layers pulled"
+        assert moved in out, out
+        assert image_on(cluster_facts, names[worker], pinned(image_id)) == image_id
     running = stack.running_tasks("llm-connector")
     assert sorted(running.values()) == sorted(["mlc-manager", *WORKERS]), running
     # A forced redeploy: every node has it, nothing ships.
