@@ -125,13 +125,15 @@ class NodeShipping:
         return [p.node.hostname for p, ok in zip(plans, results, strict=True) if not ok]
 
     def _push_once(self, images: set[tuple[str, str]]) -> dict[tuple[str, str], LayerStats]:
-        from deployer.shipping.transfer import push_local
+        from deployer.shipping.push_queue import run_all
+        from deployer.shipping.transfer import image_layers, push_local
 
-        if self.registry is None:
+        registry = self.registry
+        if registry is None:
             return {}
-        return {(image_id, ref): push_local(self.local, self.events, image_id, ref,
-                                            self.registry)
-                for image_id, ref in sorted(images)}
+        return run_all(
+            lambda image_id, ref: push_local(self.local, self.events, image_id, ref, registry),
+            lambda image_id: image_layers(self.local, image_id), sorted(images))
 
     def _node(self, plan: NodeImages, pushed: Mapping[tuple[str, str], Any]) -> bool:
         from deployer.shipping.transfer import Shipper

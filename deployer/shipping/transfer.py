@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +21,7 @@ from deployer.engine.client import docker_errors
 from deployer.errors import DeployError, MlopsError
 from deployer.shipping.forward import ForwardRefused, RemoteForward
 from deployer.shipping.progress import LayerStats, follow, human
+from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Progress lines while an image moves, one per this many bytes.
 PROGRESS_STEP = 32 * 1024 * 1024
-#: Images pushed into the local registry at once. One: two images sharing a layer the registry
-#: lacks would both compress and upload it (measured: the cold first ship took 1.9x as long).
-PUSH_WORKERS = 1
 
 
 @dataclass(frozen=True)
@@ -93,9 +90,8 @@ class Shipper:
         self._shared = registry
         self._forward: RemoteForward | None = None
         self._opened = False
-        # Pushes into the local registry run ahead on one thread while the target pulls.
-        self._pusher: ThreadPoolExecutor | None = None
-        self._pushes: dict[tuple[str, str], Future[LayerStats]] = {}
+        # Pushes into the local registry run ahead (two at a time) while the target pulls.
+        self._pusher: PushQueue | None = None
         self._pushed = dict(pushed or {})
         #: Why this session ships whole images (None: layer mode).
         self.fallback_reason: str | None = None
@@ -145,19 +141,17 @@ class Shipper:
         if self._registry is None:
             return
         if self._pusher is None:
-            self._pusher = ThreadPoolExecutor(PUSH_WORKERS, thread_name_prefix="ship-push")
-        registry = self._registry
-        for image_id, ref in images:
-            if (image_id, ref) not in self._pushes:
-                self._pushes[(image_id, ref)] = self._pusher.submit(
-                    self._push_local, image_id, ref, registry)
+            registry = self._registry
+            self._pusher = PushQueue(
+                lambda image_id, ref: self._push_local(image_id, ref, registry),
+                lambda image_id: image_layers(self.local, image_id))
+        self._pusher.submit_all(images)
 
     def close(self) -> None:
         """Cancel the forward and stop the registry process (by its pidfile). Safe twice."""
         pusher, self._pusher = self._pusher, None
         if pusher is not None:
-            pusher.shutdown(wait=True, cancel_futures=True)
-        self._pushes.clear()
+            pusher.close()
         forward, self._forward = self._forward, None
         registry, self._registry = self._registry, None
         try:
@@ -210,7 +204,7 @@ class Shipper:
         path = repository_path(repo)
         pulled_repo = f"127.0.0.1:{forward.port}/{path}"
         say = self.events.info
-        future = self._pushes.pop((image_id, ref), None)
+        future = self._pusher.pop(image_id, ref) if self._pusher is not None else None
         done = self._pushed.get((image_id, ref))
         pushed = (done if done is not None else future.result() if future is not None
                   else self._push_local(image_id, ref, registry))
@@ -240,6 +234,12 @@ class Shipper:
             objects.untag(client.api, f"{pulled_repo}:{tag}")
         sent = forward.bytes_to_target - before
         return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
+
+
+def image_layers(local: docker.DockerClient, image_id: str) -> frozenset[str]:
+    """The image's layers (diff IDs) on the local engine."""
+    with docker_errors("local"):
+        return frozenset(local.api.inspect_image(image_id)["RootFS"].get("Layers") or ())
 
 
 def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: str,
