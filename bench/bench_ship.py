@@ -18,7 +18,12 @@ session (a set of its own, reported as "cold") compresses every layer, base incl
 then measured with the base layers in the registry, as after any earlier ship from this
 machine. Cleans up its images on both engines and the temp registry.
 
-    .venv/bin/python bench/bench_ship.py [--images 6] [--scale 0.1]
+    .venv/bin/python bench/bench_ship.py [--images 6] [--scale 0.1] [--rate MBIT]
+
+The bed's link is a veth pair: memory speed, so both sides are CPU-bound on a shared machine
+(the deploying side's gzip against save's plain tar). ``--rate 100`` shapes the link towards the
+manager to 100 Mbit/s for the run (a token bucket on the host end, removed afterwards), the
+uplink a team's manager is usually behind; then bytes, not CPU, decide.
     .venv/bin/python bench/bench_ship.py --images 2 --scale 0.001    # tiny (the test)
 """
 
@@ -51,7 +56,7 @@ from deployer.output import Reporter  # noqa: E402
 from deployer.shipping import Shipper  # noqa: E402
 
 FACTS = REPO / ".testbed" / "facts.json"
-NETNS, NS_IF = "mlopsbed", "mlb1"
+NETNS, NS_IF, HOST_IF = "mlopsbed", "mlb1", "mlb0"
 #: Each service's own layers in MB (the real image's size minus the 271 MB base), as built here:
 #: cnn-image 2.05 GB, mlflow-server 1.14 GB, sklearn-model 783 MB, minio 451 MB (measured);
 #: gradio-frontend and llm-connector estimated. In the order shipped; scaled by --scale.
@@ -66,6 +71,24 @@ def link_rx() -> int:
     out = subprocess.run(["ip", "-n", NETNS, "-s", "-j", "link", "show", NS_IF],
                          capture_output=True, text=True, check=True).stdout
     return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
+
+
+class Shaped:
+    """The link towards the manager limited to ``mbit`` Mbit/s while in use (tc tbf)."""
+
+    def __init__(self, mbit: float | None) -> None:
+        self.mbit = mbit
+
+    def __enter__(self) -> Shaped:
+        if self.mbit is not None:
+            subprocess.run(["tc", "qdisc", "replace", "dev", HOST_IF, "root", "tbf", "rate",
+                            f"{self.mbit}mbit", "burst", "256kb", "latency", "200ms"],
+                           check=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mbit is not None:
+            subprocess.run(["tc", "qdisc", "del", "dev", HOST_IF, "root"], check=False)
 
 
 def write_deps(path: Path, megabytes: float, seed: str) -> None:
@@ -184,6 +207,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.1,
                         help="each image's own layer as a fraction of the real service's "
                         "(default 0.1: 18-178 MB)")
+    parser.add_argument("--rate", type=float, default=None, metavar="MBIT",
+                        help="shape the link towards the manager to MBIT Mbit/s for the run")
     args = parser.parse_args()
     facts = json.loads(FACTS.read_text())
     ssh_config = facts["ssh_config"]
@@ -198,17 +223,19 @@ def main() -> None:
         warm_set = make_set(tmp, ours_name, args.images, args.scale)
         raw_set = make_set(tmp, raw_name, args.images, args.scale)
         own = sum(OWN_MB[svc] * args.scale for svc in SERVICES[:args.images])
+        link = f"{args.rate:g} Mbit/s" if args.rate else "unshaped veth"
         print(f"run {run}: {args.images} images on the stand-in base (271 MB), "
-              f"{own:.0f} MB of own layers per set (scale {args.scale:g})")
-        cold = measure(lambda: ours.ship(cold_set))
-        # The local registry now holds the base layers, as after any earlier ship.
-        first_ours = measure(lambda: ours.ship(warm_set))
-        first_raw = measure(lambda: save_load(ssh_config, list(raw_set)))
+              f"{own:.0f} MB of own layers per set (scale {args.scale:g}), link {link}")
         service = SERVICES[0]  # the biggest image: the one a user waits for
-        ours_ref, ours_id = code_change(tmp, ours_name, service)
-        raw_ref, _ = code_change(tmp, raw_name, service)
-        change_ours = measure(lambda: ours.ship({ours_ref: ours_id}))
-        change_raw = measure(lambda: save_load(ssh_config, [raw_ref]))
+        with Shaped(args.rate):
+            cold = measure(lambda: ours.ship(cold_set))
+            # The local registry now holds the base layers, as after any earlier ship.
+            first_ours = measure(lambda: ours.ship(warm_set))
+            first_raw = measure(lambda: save_load(ssh_config, list(raw_set)))
+            ours_ref, ours_id = code_change(tmp, ours_name, service)
+            raw_ref, _ = code_change(tmp, raw_name, service)
+            change_ours = measure(lambda: ours.ship({ours_ref: ours_id}))
+            change_raw = measure(lambda: save_load(ssh_config, [raw_ref]))
         print(line("(a) first ship", first_ours, first_raw, 1.3))
         print(line("(a) ... cold local registry", cold, first_raw, 1.3))
         print(line(f"(b) code change ({service})", change_ours, change_raw, 0.05, 1_000_000))
