@@ -208,6 +208,35 @@ def test_predictions_on_held_out_rows(served: tuple[TestClient, Any], titanic_cs
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_answers_are_the_registered_pipelines_own(sk: dict[str, Any],
+                                                  served: tuple[TestClient, Any],
+                                                  trained: dict[str, str],
+                                                  titanic_csv: Path) -> None:
+    """/predict (its numpy fast path) says what scikit-learn says with the version it cached:
+    the pipeline on the feature frame, rounded as the API rounds."""
+    import mlflow.sklearn
+
+    client, settings = served
+    pipeline = mlflow.sklearn.load_model(str(settings.model_dir / trained["name"] / "1" / "model"))
+    frame = pd.read_csv(titanic_csv).head(300)
+    bodies = [{"pclass": int(r.Pclass), "sex": r.Sex, "sibsp": int(r.SibSp), "parch": int(r.Parch),
+               "age": None if pd.isna(r.Age) else float(r.Age),
+               "fare": None if pd.isna(r.Fare) else float(r.Fare),
+               "embarked": None if pd.isna(r.Embarked) else r.Embarked,
+               **({"name": r.Name} if r.Index % 2 else {})} for r in frame.itertuples()]
+    records = [{"Pclass": b["pclass"], "Sex": b["sex"], "Age": b["age"], "SibSp": b["sibsp"],
+                "Parch": b["parch"], "Fare": b["fare"], "Embarked": b["embarked"],
+                "Name": b.get("name")} for b in bodies]
+    expected = sk["model"].survival_probability(pipeline, sk["data"].features_frame(records))
+    answers = [client.post("/predict", json=bodies).json()["predictions"],
+               [client.post("/predict", json=b).json()["predictions"][0] for b in bodies[:40]]]
+    for got in answers:
+        assert [p["survival_probability"] for p in got] == [
+            round(float(p), 6) for p in expected[:len(got)]]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(("body", "loc", "msg"), [
     ({"pclass": 4, "sex": "male"}, ["body", "pclass"], "Input should be 1, 2 or 3"),
     ({"pclass": 1, "sex": "robot"}, ["body", "sex"], "Input should be 'male' or 'female'"),

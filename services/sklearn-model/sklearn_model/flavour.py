@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from sklearn_model.config import Settings
 from sklearn_model.data import load_titanic
-from sklearn_model.model import Hyperparams, fit, survival_probability
+from sklearn_model.model import Hyperparams, ServedModel, fit, survival_probability
 
 # skops refuses types it does not know: the forest's trees, and numpy dtypes the fitted
 # imputers/encoder keep (both plain data, no code).
@@ -65,10 +65,10 @@ class TitanicForest:
             )
         return promote(settings, client, run, logged.registered_model_version, trained.metrics)
 
-    def load(self, path: Path, info: ModelInfo) -> Pipeline:
-        """The fitted pipeline saved in ``path``."""
+    def load(self, path: Path, info: ModelInfo) -> ServedModel:
+        """The fitted pipeline saved in ``path``, ready for /predict."""
         pipeline: Pipeline = mlflow.sklearn.load_model(str(path))
-        return pipeline
+        return ServedModel(pipeline)
 
     def register_hint(self, settings: Settings) -> str:
         """How an operator gives this service a model (shown while it waits for one)."""

@@ -3,7 +3,10 @@ held-out evaluation. Only stock scikit-learn classes, so the skops file needs no
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +18,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from sklearn_model.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from sklearn_model.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, features_frame
+from sklearn_model.fastpath import FastPipeline, Unsupported
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,3 +108,30 @@ def survival_probability(pipeline: Pipeline, x: pd.DataFrame) -> np.ndarray:
     """P(Survived = 1) per row."""
     classes = list(pipeline.classes_)
     return np.asarray(pipeline.predict_proba(x)[:, classes.index(1)], dtype=float)
+
+
+class ServedModel:
+    """A loaded pipeline as /predict calls it: through its numpy twin
+    (:class:`sklearn_model.fastpath.FastPipeline`, the same probabilities without a DataFrame
+    or per-tree dispatch) when the pipeline's steps are ones it reproduces, else through
+    scikit-learn with the forest on one thread (joblib's workers cost more than a few rows'
+    prediction)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.fast: FastPipeline | None
+        try:
+            self.fast = FastPipeline(pipeline)
+        except Unsupported as exc:
+            log.warning("predicting through scikit-learn (slower): the fast path does not "
+                        "reproduce %s", exc)
+            self.fast = None
+            forest = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
+            if "n_jobs" in getattr(forest, "get_params", dict)():
+                forest.set_params(n_jobs=1)
+
+    def survival_probability(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """P(Survived = 1) per record keyed by the CSV column names."""
+        if self.fast is not None:
+            return self.fast.survival_probability(rows)
+        return survival_probability(self.pipeline, features_frame(rows))

@@ -10,8 +10,7 @@ from mlops_serving.deps import LoadedDep
 from mlops_serving.schemas import ModelRef
 from pydantic import Field, TypeAdapter, ValidationError
 
-from sklearn_model.data import features_frame
-from sklearn_model.model import survival_probability
+from sklearn_model.model import ServedModel
 from sklearn_model.schemas import MAX_BATCH, Passenger, Prediction, PredictResponse
 
 router = APIRouter(tags=["predict"])
@@ -67,8 +66,8 @@ def predict(loaded: LoadedDep, body: Annotated[Any, Body()]) -> PredictResponse:
     errors of both branches (object and list) and buries the one that matters.
     """
     passengers = parse_passengers(body)
-    frame = features_frame(p.as_record() for p in passengers)
-    proba = survival_probability(loaded.model, frame)
+    model: ServedModel = loaded.model
+    proba = model.survival_probability([p.as_record() for p in passengers])
     preds = [
         Prediction(survival_probability=round(float(p), 6), survived=bool(p >= 0.5),
                    label="survived" if p >= 0.5 else "died")
