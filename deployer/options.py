@@ -23,3 +23,8 @@ FILENAMES = {
     "swarm": "swarm-stack.yml",
     "env": ".env.example",
 }
+
+#: ``deployer models register``: what a Keras file's last layer gives, and the pixel range it
+#: was trained on (the choices of the services' ``python -m cnn_image.register``).
+MODEL_OUTPUTS = ("logits", "probabilities")
+MODEL_INPUT_SCALINGS = ("0-255", "0-1")
