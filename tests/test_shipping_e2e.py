@@ -313,3 +313,39 @@ def test_refused_forward_falls_back_to_save_load_and_says_why(
     assert "docker save | docker load" in text and "refused a remote port forward" in text
     assert "AllowTcpForwarding" in text
     assert registry_processes() == []
+
+
+def test_rollback_to_a_revision_whose_image_the_manager_lost_ships_it_by_layers(
+    bed: dict[str, Any], remote: dict[str, Any], tmp_path: Path,
+    cleanup_images: list[str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "dp-ship-" + uuid.uuid4().hex)
+    stack = f"dp-rb-{uuid.uuid4().hex[:6]}"
+    first, second = (f"{REPO_PREFIX}/rb:{uuid.uuid4().hex[:8]}" for _ in range(2))
+    first_id = build_extra(tmp_path, first, f"revision one {first}\n")
+    second_id = build_extra(tmp_path, second, f"revision two {second}\n")
+    common = ["-f", str(STANDIN_VALUES), "--host", "bed-remote", "--ssh-config", bed["ssh_config"]]
+    api = docker.APIClient(base_url=remote["docker_host"])
+    try:
+        for ref in (first, second):
+            values = _values(tmp_path, stack, ref, 20320)
+            code = main(["push", *common, "-f", str(values), "--timeout", "120"])
+            assert code == 0, capsys.readouterr().out
+        capsys.readouterr()
+        # The manager lost revision 1's image (pruned, say): only its tag matters to a lookup.
+        pinned = f"{REPO_PREFIX}/rb:{first_id.removeprefix('sha256:')[:12]}"
+        api.remove_image(pinned, force=True)
+        code = main(["rollback", *common, "-f", str(values), "--to-revision", "1", "--timeout", "120"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        # Shipped as push ships: through the forwarded registry, not a whole-image save/load.
+        assert f"changed: [bed-remote (root@10.250.0.2:22)] ship-image {pinned}" in out, out
+        assert "layers pulled" in out and "docker save" not in out, out
+        assert api.inspect_image(pinned)["Id"] == first_id
+        services = api.services(filters={"label": f"com.docker.stack.namespace={stack}"})
+        llm = next(s for s in services if s["Spec"]["Name"] == f"{stack}_llm-connector")
+        assert llm["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == pinned
+        assert second_id != first_id and registry_processes() == []
+    finally:
+        _remove_stack(remote, stack)
