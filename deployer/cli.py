@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "deployer.commands.nodes",
     "deployer.commands.models",
     "deployer.commands.compose",
+    "deployer.commands.cache",
 )
 
 

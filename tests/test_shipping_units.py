@@ -106,3 +106,16 @@ def test_missing_bytes_counts_what_no_target_image_shares() -> None:
     assert missing_bytes(app, 300, [(app, 300), (base, 271)]) == 0
     # A target image with more layers than ours is no prefix.
     assert missing_bytes(base, 271, [(app, 300)]) == 271
+
+
+def test_prune_choice_keeps_the_newest_per_repository_and_any_manifest_a_kept_tag_names() -> None:
+    from deployer.shipping.registry_gc import TaggedImage, choose
+
+    images = [TaggedImage("a", "old", "sha256:1", "2026-01-01T00:00:00Z"),
+              TaggedImage("a", "alias", "sha256:3", "2026-01-02T00:00:00Z"),
+              TaggedImage("a", "new", "sha256:3", "2026-01-03T00:00:00Z"),
+              TaggedImage("a", "mid", "sha256:2", "2026-01-02T12:00:00Z"),
+              TaggedImage("b", "only", "sha256:1", "")]
+    kept, deleted = choose(images, keep=1)
+    assert {(i.repository, i.tag) for i in kept} == {("a", "new"), ("a", "alias"), ("b", "only")}
+    assert [(i.repository, i.tag) for i in deleted] == [("a", "mid"), ("a", "old")]

@@ -98,16 +98,22 @@ class LocalRegistry:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, wait_lock: float = 600.0) -> None:
-        binary = shutil.which(BINARY) or (f"/usr/bin/{BINARY}"
-                                          if Path(f"/usr/bin/{BINARY}").exists() else None)
-        if binary is None:
+    @staticmethod
+    def binary() -> str:
+        """The registry program's path, or ``RegistryUnavailable`` naming the package."""
+        found = shutil.which(BINARY) or (f"/usr/bin/{BINARY}"
+                                         if Path(f"/usr/bin/{BINARY}").exists() else None)
+        if found is None:
             raise RegistryUnavailable(
                 f"{BINARY} is not installed on this machine",
                 fix=f"apt-get install {BINARY} (Debian/Ubuntu) to ship only changed layers",
             )
+        return found
+
+    def start(self, wait_lock: float = 600.0) -> None:
+        binary = self.binary()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._take_lock(wait_lock)
+        self.lock(wait_lock)
         self._stop_leftover()
         self.port = self._stable_port()
         config = self.dir / "config.yml"
@@ -150,7 +156,8 @@ class LocalRegistry:
             path.write_text(f"{port}\n")
             return port
 
-    def _take_lock(self, wait: float) -> None:
+    def lock(self, wait: float = 600.0) -> None:
+        """Take the directory's lock (one session, or a garbage-collect, at a time)."""
         handle = (self.dir / "lock").open("w")
         deadline = time.monotonic() + wait
         while True:
@@ -205,6 +212,9 @@ class LocalRegistry:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
             self.pidfile.unlink(missing_ok=True)
+        self.unlock()
+
+    def unlock(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
