@@ -19,6 +19,8 @@ FACTS = REPO / ".testbed" / "facts.json"
 # Image shipping keeps a local registry's blobs between runs (deployer.shipping.registry): in
 # tests under the bed's folder, never in the real ~/.mlops.
 os.environ.setdefault("MLOPS_REGISTRY_DIR", str(REPO / ".testbed" / "ship-registry"))
+# Likewise the local engine's stack state (locks, audit logs, revisions of test stacks).
+os.environ.setdefault("MLOPS_STATE_DIR", str(REPO / ".testbed" / "state" / "local"))
 
 
 def _bring_bed_up() -> None:
