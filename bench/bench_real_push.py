@@ -25,6 +25,7 @@ It builds this checkout's tree, uncommitted edits included: run it from a clean 
 the committed stack.
 
     .venv/bin/python bench/bench_real_push.py [--stack real6] [--base-port 23000] [--keep]
+    CLONE/.venv/bin/python CLONE/bench/bench_real_push.py --facts .testbed/facts.json
 """
 
 from __future__ import annotations
@@ -247,8 +248,11 @@ def main() -> None:
     parser.add_argument("--registry-dir", type=Path,
                         help="the local registry's data (default: a new empty one)")
     parser.add_argument("--keep", action="store_true", help="leave the stack deployed")
+    parser.add_argument("--facts", type=Path, default=FACTS,
+                        help="the bed's facts.json (default: this checkout's; a clean clone "
+                        "names the bed's checkout's)")
     args = parser.parse_args()
-    facts = json.loads(FACTS.read_text())
+    facts = json.loads(args.facts.read_text())
     remote = facts["managers"]["remote"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-real-push-"))
     registry = args.registry_dir or tmp / "registry"
