@@ -58,9 +58,12 @@ fi
 """
 
 # Take the lock atomically (noclobber = O_EXCL), or report the live holder; a lock whose holder
-# process is gone is replaced. Then hold it for as long as our stdin stays open: when the run
-# ends, or its connection drops, `cat` sees EOF and the shell (whose pid the lock names) removes
-# the lock. If even the shell is killed, the pid is dead and the next run takes the lock over.
+# process is gone is replaced. Then hold it while the run's heartbeat arrives on stdin (a byte
+# every HEARTBEAT_SECONDS): when the run ends, its connection closes (EOF), or nothing arrives for
+# $6 seconds (a cut the manager's sshd has not noticed: without ClientAlive settings it keeps a
+# dead session for hours), the shell (whose pid the lock names) removes the lock. If even the
+# shell is killed, the pid is dead and the next run takes the lock over. Without `timeout`
+# (a very bare manager) only EOF ends it, as before.
 _LOCK_SCRIPT = r"""
 s="$1"; mkdir -p "$s" || exit 3
 take() {
@@ -76,7 +79,11 @@ if ! take "$@"; then
   take "$@" || { echo "HELD"; cat "$s/lock"; exit 2; }
 fi
 echo "LOCKED"
-cat >/dev/null
+if command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1; then
+  while beat=$(timeout "$6" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
+else
+  cat >/dev/null
+fi
 grep -q "^run=$4\$" "$s/lock" && rm -f "$s/lock"
 exit 0
 """
@@ -224,6 +231,11 @@ def read_state_quick(
                       meta=meta, lock=None, live_services=tuple(live_services()))
 
 
+#: The holder sends a byte this often; the manager frees the lock after LEASE_SECONDS without one.
+HEARTBEAT_SECONDS = 10.0
+LEASE_SECONDS = 45
+
+
 class DeployLock:
     """The stack's deploy lock, held for the lifetime of this object's channel."""
 
@@ -244,16 +256,15 @@ class DeployLock:
         return f"{self._state.stack_dir}/lock"
 
     def _stdin(self) -> Any:
-        # Stream nothing until released: the remote `cat` keeps the lock for as long as it runs.
-        self._release.wait()
-        return
-        yield  # pragma: no cover - makes this a generator
+        # The heartbeat, until released; then the stream ends and the manager frees the lock.
+        while not self._release.wait(HEARTBEAT_SECONDS):
+            yield b"."
 
     def acquire(self) -> DeployLock:
         """Take the lock or raise ``LockHeldError`` naming the holder and since when."""
         argv = [
             "sh", "-c", _LOCK_SCRIPT, "mlops-lock", self._state.stack_dir, who(), now_iso(),
-            self.run_id, "break" if self._break else "-",
+            self.run_id, "break" if self._break else "-", str(LEASE_SECONDS),
         ]
 
         def on_line(line: str) -> None:
@@ -288,10 +299,11 @@ class DeployLock:
                               fields.get("pid", ""), alive=True)
             fix = "wait for it to finish; if that deploy is really dead, rerun with --break-lock"
             if holder.holder == who():
-                # Most often a run of ours whose connection was cut: the manager keeps its
-                # session (and the lock) until its sshd notices the client is gone.
+                # Most often a run of ours whose connection was cut: the manager frees the
+                # lock once that run's heartbeat has been missing for LEASE_SECONDS.
                 fix = ("that is you, from this machine: if no other run of yours is going on "
-                       "(e.g. the one holding it lost its connection), rerun with --break-lock")
+                       "(e.g. the one holding it lost its connection), the lock frees itself "
+                       f"{LEASE_SECONDS} s after that run went silent; or rerun with --break-lock")
             raise LockHeldError(
                 f"stack {self._state.stack!r} is being deployed by {holder.describe()}",
                 fix=fix,

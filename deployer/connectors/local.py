@@ -155,6 +155,7 @@ class _Flows:
         try:
             for chunk in stdin_chunks(self._stdin):
                 stream.write(chunk)
+                stream.flush()  # a slow producer's chunk (the lock's heartbeat) now, not later
         except BrokenPipeError:
             pass  # the command exited early; its exit code says why
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread

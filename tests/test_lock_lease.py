@@ -1,0 +1,102 @@
+"""The deploy lock's lease on a real manager over real SSH (bed-remote): the holder's heartbeat
+keeps the lock; a connection cut on the network side (the manager's sshd has not noticed, and
+without ClientAlive settings would not for hours) frees it once the heartbeat has been missing
+for the lease, with no --break-lock. Short heartbeat and lease for the test (patched)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_faults_deploy import Cut
+
+from deployer import state
+from deployer.connectors import connect
+from deployer.connectors.base import Connector
+from deployer.errors import LockHeldError
+from deployer.inventory import adhoc_host
+from deployer.state import DeployLock, read_state
+
+pytestmark = [pytest.mark.e2e]
+
+HEARTBEAT, LEASE = 1.0, 4
+
+
+@pytest.fixture
+def short_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "HEARTBEAT_SECONDS", HEARTBEAT)
+    monkeypatch.setattr(state, "LEASE_SECONDS", LEASE)
+
+
+@pytest.fixture
+def stack_name(bed: dict[str, Any]) -> Iterator[str]:
+    name = f"lease-{uuid.uuid4().hex[:6]}"
+    yield name
+    for base in (bed["managers"]["remote"]["state_dir"], os.environ["MLOPS_STATE_DIR"]):
+        shutil.rmtree(Path(base) / name, ignore_errors=True)
+
+
+def open_conn(bed: dict[str, Any], where: str = "remote") -> Connector:
+    if where == "local":  # the local engine: the lock is held through a pipe
+        return connect(None, docker_host=bed["docker_host"])
+    return connect(adhoc_host("bed-remote", ssh_config=bed["ssh_config"]).ssh)
+
+
+def wait_for(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return bool(condition())
+
+
+@pytest.mark.parametrize("where", ["remote", "local"])
+def test_the_heartbeat_keeps_the_lock_past_its_lease(
+    bed: dict[str, Any], short_lease: None, stack_name: str, where: str,
+) -> None:
+    with open_conn(bed, where) as holder, open_conn(bed, where) as other:
+        lock = DeployLock(holder, read_state(holder, stack_name)).acquire()
+        lock_file = Path(read_state(holder, stack_name).stack_dir) / "lock"
+        try:
+            time.sleep(3 * LEASE)  # three leases: only the heartbeat can have kept it
+            assert lock_file.exists()
+            with pytest.raises(LockHeldError, match="is being deployed by"):
+                DeployLock(other, read_state(other, stack_name)).acquire()
+        finally:
+            lock.release()
+        assert wait_for(lambda: not lock_file.exists(), 10)
+
+
+def test_a_cut_connection_frees_the_lock_after_the_lease(
+    bed: dict[str, Any], short_lease: None, stack_name: str,
+) -> None:
+    manager = bed["managers"]["remote"]
+    lock_file = Path(manager["state_dir"]) / stack_name / "lock"
+    holder = open_conn(bed)
+    transport = getattr(holder, "transport", None)
+    assert transport is not None
+    local_port = int(transport.sock.getsockname()[1])
+    lock = DeployLock(holder, read_state(holder, stack_name)).acquire()
+    cut = Cut(local_port, manager["host"])
+    try:
+        assert lock_file.exists()
+        cut_at = time.monotonic()
+        # Freed by the manager itself once the heartbeat is LEASE s overdue (the sshd session
+        # of the cut connection is still there).
+        assert wait_for(lambda: not lock_file.exists(), LEASE + 3 * HEARTBEAT + 10)
+        assert time.monotonic() - cut_at >= LEASE - HEARTBEAT
+        with open_conn(bed) as other:
+            taken = DeployLock(other, read_state(other, stack_name)).acquire()
+            assert taken.stale is None  # free, not broken into
+            taken.release()
+    finally:
+        cut.restore()
+        lock._release.set()
+        holder.close()
