@@ -76,6 +76,12 @@ class ConnectError(MlopsError):
         self.reason = reason
 
 
+class ConnectionLost(ConnectError):
+    """An open connection to a host died mid-run; the message says what was going on then."""
+
+    title = "connection lost"
+
+
 class CommandError(MlopsError):
     """A command run on a host exited non-zero."""
 

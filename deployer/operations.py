@@ -98,6 +98,17 @@ class ManagerFacts:
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # name -> labels
 
 
+#: What each step is doing, for an error that interrupts it ("... while shipping image X").
+_DOING: dict[str, str] = {
+    "ship-image": "shipping image {}", "tag-image": "tagging image {}",
+    "create-secret": "creating secret {}", "upload": "uploading the revision to {}",
+    "stack-deploy": "deploying stack {}", "wait": "waiting for stack {} to converge",
+    "prune-secrets": "pruning old secrets of {}", "record": "recording the revision of {}",
+}
+#: Steps after which the stack itself may have changed on the manager.
+_DEPLOYING = ("stack-deploy", "wait", "prune-secrets", "record")
+
+
 @dataclass(frozen=True)
 class Step:
     """One thing a push does. ``argv`` is shown with ``-v`` (never holds a secret value)."""
@@ -106,6 +117,19 @@ class Step:
     target: str
     detail: str = ""
     argv: tuple[str, ...] = ()
+
+    @property
+    def doing(self) -> str:
+        return _DOING.get(self.kind, self.kind + " {}").format(self.target)
+
+    @property
+    def lost_fix(self) -> str:
+        """What to do when the connection to the manager died during this step."""
+        fix = "check the network path to the manager (`ssh HOST true`), then rerun: "
+        if self.kind in _DEPLOYING:
+            return fix + ("the stack may be mid-update there, and the rerun converges it (a "
+                          "lock the lost run left is named, with --break-lock as the way out)")
+        return fix + "nothing was deployed yet, the stack runs what it ran before"
 
 
 @dataclass(frozen=True)

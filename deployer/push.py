@@ -14,13 +14,14 @@ from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
 from deployer.engine import objects
 from deployer.engine.client import docker_errors
-from deployer.errors import DeployError
+from deployer.errors import ConnectionLost, DeployError, MlopsError
 from deployer.operations import (
     SECRET_KEY_LABEL,
     SECRET_STACK_LABEL,
     Desired,
     ImageRef,
     Plan,
+    Step,
     inputs_unchanged,
     plan_push,
     spec_changes,
@@ -175,43 +176,59 @@ class Pusher:
             "deployer": __version__, "resolve_image": self.opts.resolve_image,
             "outcome": "deploying",
         }
-        report = self.out.step
         for step in plan.steps:
             if step.kind != "ship-image":
                 self._end_shipping()  # ship steps come first: nothing stays up past them
-            if step.kind == "ship-image":
-                self._ship(next(i for i in desired.images.values() if i.ref == step.target),
-                           desired, plan)
-            elif step.kind == "tag-image":
-                image = next(i for i in desired.images.values() if i.ref == step.target)
-                repo, tag = ship.split_ref(image.ref)
-                with docker_errors(self.host):
-                    client.api.tag(image.id, repo, tag)
-            elif step.kind == "create-secret":
-                self._create_secret(client, desired.stack, step.target, prepared)
-            elif step.kind == "upload":
-                self._create_configs(client, desired.stack, prepared)
-                write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
-            elif step.kind == "stack-deploy":
-                self._distribute(desired)
-                self._stack_deploy(list(step.argv))
-            elif step.kind == "wait":
-                try:
-                    self._wait(desired)
-                except ConvergeError as exc:
-                    report(self.host, "failed", step.kind, step.target, str(exc.message),
-                           step.argv)
-                    self._after_failure(exc, state, revision, meta)
+            try:
+                self._step(step, plan, prepared, state, client, meta)
+            except ConnectionLost:
+                raise
+            except MlopsError as exc:
+                lost = self.conn.lost()
+                if lost is None:
                     raise
-            elif step.kind == "prune-secrets":
-                self._prune(client, desired.stack, prepared)
-            elif step.kind == "record":
-                meta["outcome"] = "deployed"
-                update_meta(self.conn, state, revision, meta)
-                set_current(self.conn, state, revision)
-                audit(self.conn, state, "push", revision=revision,
-                      file_sha256=desired.file_hash, values_hash=desired.values_hash)
-            report(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+                # Whatever failed first (an API call, a command, an upload), the cause is the
+                # connection: say so, and what was going on.
+                raise ConnectionLost(self.host, f"{lost}, while {step.doing}",
+                                     fix=step.lost_fix) from exc
+            self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+
+    def _step(self, step: Step, plan: Plan, prepared: Prepared, state: StackState,
+              client: docker.DockerClient, meta: dict[str, Any]) -> None:
+        desired = prepared.desired
+        revision = meta["revision"]
+        if step.kind == "ship-image":
+            self._ship(next(i for i in desired.images.values() if i.ref == step.target),
+                       desired, plan)
+        elif step.kind == "tag-image":
+            image = next(i for i in desired.images.values() if i.ref == step.target)
+            repo, tag = ship.split_ref(image.ref)
+            with docker_errors(self.host):
+                client.api.tag(image.id, repo, tag)
+        elif step.kind == "create-secret":
+            self._create_secret(client, desired.stack, step.target, prepared)
+        elif step.kind == "upload":
+            self._create_configs(client, desired.stack, prepared)
+            write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
+        elif step.kind == "stack-deploy":
+            self._distribute(desired)
+            self._stack_deploy(list(step.argv))
+        elif step.kind == "wait":
+            try:
+                self._wait(desired)
+            except ConvergeError as exc:
+                self.out.step(self.host, "failed", step.kind, step.target, str(exc.message),
+                              step.argv)
+                self._after_failure(exc, state, revision, meta)
+                raise
+        elif step.kind == "prune-secrets":
+            self._prune(client, desired.stack, prepared)
+        elif step.kind == "record":
+            meta["outcome"] = "deployed"
+            update_meta(self.conn, state, revision, meta)
+            set_current(self.conn, state, revision)
+            audit(self.conn, state, "push", revision=revision,
+                  file_sha256=desired.file_hash, values_hash=desired.values_hash)
 
     def _ship(self, image: ImageRef, desired: Desired, plan: Plan) -> None:
         ref = image.ref

@@ -84,6 +84,11 @@ class Connector(abc.ABC):
     def docker_client(self) -> docker.DockerClient:
         """A Docker SDK client for this host's engine (created once, reused, closed with us)."""
 
+    def lost(self) -> str | None:
+        """Why this connection is gone (a link cut mid-run), or None while it works. A local
+        connector has no link to lose."""
+        return None
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection and the Docker client. Safe to call twice."""

@@ -14,6 +14,7 @@ and keys — as ``ssh -J`` does. A failure names the hop it happened on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import select
@@ -47,6 +48,8 @@ from deployer.connectors.ssh_target import (
     _is_transient,
     _map_error,
     _RefusePolicy,
+    lost_reason,
+    set_dead_after,
 )
 
 __all__ = ["DEFAULT_KNOWN_HOSTS", "SSHConnector", "SSHTarget"]
@@ -175,7 +178,11 @@ class SSHConnector(Connector):
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(target.keepalive)
+        set_dead_after(transport.sock, target.dead_after)
         return client
+
+    def lost(self) -> str | None:
+        return lost_reason(self._transport, self.target)
 
     def _lost(self, exc: BaseException) -> ConnectError:
         return ConnectError(
@@ -366,7 +373,8 @@ def _start_feeder(channel: paramiko.Channel, stdin: Stdin,
             # A failing producer (e.g. an image stream) must not leave the remote command
             # waiting for more input: end the channel, report after the loop.
             errors.append(exc)
-            channel.close()
+            with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+                channel.close()  # on a dead connection closing fails too: reported above
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()

@@ -32,6 +32,12 @@ class SSHTarget:
     accept_new_host_key: bool = False
     connect_timeout: float = 10.0
     keepalive: int = 15
+    #: Seconds the link may leave what we sent unacknowledged before the connection counts as
+    #: dead (TCP_USER_TIMEOUT on its socket). With a keepalive every ``keepalive`` s there is
+    #: always something in flight, so a cut link ends the run within ``keepalive + dead_after``
+    #: s, like OpenSSH's ServerAliveInterval x ServerAliveCountMax (15 s x 3), instead of the
+    #: kernel's ~15 min of retransmissions (or never, for a blocked read with no timeout).
+    dead_after: float = 30.0
     attempts: int = 3
     #: The name the user typed (inventory name or ssh config alias), for messages.
     alias: str | None = field(default=None, compare=False)
@@ -58,6 +64,31 @@ class SSHTarget:
     def known_hosts_name(self) -> str:
         """How the host appears in known_hosts (``[host]:port`` off port 22)."""
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+def set_dead_after(sock: object, seconds: float) -> None:
+    """TCP_USER_TIMEOUT on the connection's socket (Linux): the kernel ends a connection whose
+    sent data stays unacknowledged that long, which wakes every thread blocked on it. A jump
+    host's channel (no socket of ours) and systems without the option keep the default."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is None or not isinstance(sock, socket.socket) or seconds <= 0:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
+    except OSError as exc:
+        log.debug("TCP_USER_TIMEOUT not set: %s", exc)
+
+
+def lost_reason(transport: paramiko.Transport, target: SSHTarget) -> str | None:
+    """Why an open connection to ``target`` is gone, or None while it works."""
+    if transport.is_active():
+        return None
+    # A cut link ends as a bare EOF of paramiko's transport thread once TCP_USER_TIMEOUT
+    # fired: say what that means rather than "EOFError".
+    saved = getattr(transport, "saved_exception", None)
+    detail = "" if saved is None or isinstance(saved, EOFError) else f": {saved}"
+    return (f"the SSH connection stopped answering (nothing acknowledged for "
+            f"{target.dead_after:g} s) or was closed{detail}")
 
 
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):

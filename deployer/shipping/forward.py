@@ -77,10 +77,15 @@ class RemoteForward:
         sock.settimeout(None)
         try:
             _relay(sock, channel, self._count)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # The SSH connection died under the transfer (a cut link): the pull waiting on it
+            # fails and reports that, once; this thread just ends.
+            log.debug("forward: relay ended: %s", exc)
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
-            channel.close()
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                channel.close()
             with self._lock:
                 self._open.discard(channel)
 
@@ -92,7 +97,8 @@ class RemoteForward:
         with self._lock:
             channels, threads = list(self._open), list(self._threads)
         for channel in channels:
-            channel.close()
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                channel.close()  # fails on a connection that just died: nothing left to end
         for thread in threads:
             thread.join(timeout=5)
 

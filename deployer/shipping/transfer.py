@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from deployer import ship
 from deployer.engine import objects
 from deployer.engine.client import docker_errors
-from deployer.errors import DeployError, MlopsError
+from deployer.errors import ConnectionLost, DeployError, MlopsError
 from deployer.shipping.forward import ForwardRefused, RemoteForward
 from deployer.shipping.progress import LayerStats, follow, human
 from deployer.shipping.push_queue import PushQueue
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What to do when the connection dies while an image ships.
+LOST_WHILE_SHIPPING_FIX = (
+    "check the network path to the manager (`ssh HOST true`), then rerun: nothing was deployed "
+    "yet, and the rerun ships only the layers the manager still lacks")
 #: Progress lines while an image moves, one per this many bytes.
 PROGRESS_STEP = 32 * 1024 * 1024
 
@@ -176,6 +180,10 @@ class Shipper:
         if self._registry is not None and self._forward is not None:
             try:
                 report = self._ship_layers(image_id, ref, self._registry, self._forward)
+            except ConnectionLost:
+                # No fallback over a dead connection: it would only fail again, less clearly.
+                self.close()
+                raise
             except MlopsError as exc:
                 # The target could not pull (an old engine, a proxy in the way): whole images
                 # for the rest of this session.
@@ -222,16 +230,27 @@ class Shipper:
                 next_report[0] = sent + PROGRESS_STEP
 
         say(f"$ docker pull {pulled_repo}:{tag}  # on {self.host}", level=1)
-        with docker_errors(self.host):
-            pulled = follow(client.api.pull(pulled_repo, tag=tag, stream=True, decode=True),
-                            pull=True, on_event=progress)
-            got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
-            if got != image_id:
-                raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, expected "
-                                  f"{image_id}")
-            say(f"$ docker tag {pulled_repo}:{tag} {ref}  # on {self.host}", level=1)
-            client.api.tag(image_id, repo, tag)
-            objects.untag(client.api, f"{pulled_repo}:{tag}")
+        try:
+            with docker_errors(self.host):
+                pulled = follow(client.api.pull(pulled_repo, tag=tag, stream=True,
+                                                decode=True), pull=True, on_event=progress)
+                got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
+                if got != image_id:
+                    raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, "
+                                      f"expected {image_id}")
+                say(f"$ docker tag {pulled_repo}:{tag} {ref}  # on {self.host}", level=1)
+                client.api.tag(image_id, repo, tag)
+                objects.untag(client.api, f"{pulled_repo}:{tag}")
+        except MlopsError as exc:
+            lost = self.conn.lost()
+            if lost is None:
+                raise
+            raise ConnectionLost(
+                self.host,
+                f"{lost}, while pulling {ref} from the forwarded registry "
+                f"({human(forward.bytes_to_target - before)} of its {len(pushed.moved)} new "
+                f"layer(s), {human(pushed.total_bytes)} uncompressed, had crossed)",
+                fix=LOST_WHILE_SHIPPING_FIX) from exc
         sent = forward.bytes_to_target - before
         return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
 
