@@ -104,3 +104,21 @@ def test_a_stack_not_deployed_on_the_manager_is_refused(
     assert code != 0
     assert f"stack {stack} is not deployed" in out.out + out.err
     assert not (Path(bed["managers"]["remote"]["state_dir"]) / stack).exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["models", "--host", "h1", "-s", "s1", "-f", "a.yaml", "promote", "m", "1"],
+    ["models", "promote", "m", "1", "--host", "h1", "-s", "s1", "-f", "a.yaml"],
+    ["models", "-H", "h1", "-s", "s1", "register", "m.h5", "-f", "a.yaml", *PROVENANCE],
+    ["nodes", "-H", "h1", "-s", "s1", "-f", "a.yaml", "drain", "n1"],
+    ["nodes", "label", "n1", "k=v", "-H", "h1", "-s", "s1", "-f", "a.yaml"],
+])
+def test_target_options_count_before_and_after_the_action(argv: list[str]) -> None:
+    # They were dropped when given before the action: `deployer models --host H promote M V`
+    # promoted on the local engine's stack.
+    from deployer.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.host, args.stack, [str(f) for f in args.values_files]) == ("h1", "s1",
+                                                                          ["a.yaml"])
+    assert args.timeout == 300.0  # the action's own options keep their defaults

@@ -77,3 +77,22 @@ def _check_tail(value: Any) -> None:
     if bad:
         raise ConfigError(f"--tail {value}: expected 0 or more lines"
                           + ("" if isinstance(value, int) else " (or 'all')"))
+
+
+def inherit_options(parent: argparse.ArgumentParser,
+                    children: list[argparse.ArgumentParser]) -> None:
+    """Let options come before or after a command's action (``deployer models --host H
+    promote M V`` as ``deployer models promote M V --host H``).
+
+    argparse copies everything the action's parser returns over what the command's parser
+    parsed, defaults included: ``--host``, ``--stack`` or ``-f`` given before the action were
+    silently replaced by the defaults, and the action ran on the local engine or the default
+    stack. With no default of their own for the options the command's parser has too, the
+    action's parsers set only what they are given. (An append option given on both sides
+    keeps the items after the action.)
+    """
+    shared = {a.dest for a in parent._actions if a.option_strings and a.dest != "help"}
+    for child in children:
+        for action in child._actions:
+            if action.option_strings and action.dest in shared:
+                action.default = argparse.SUPPRESS

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deployer.commands.arguments import inherit_options
 from deployer.commands.hosts import (
     action_context,
     add_action_arguments,
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
     _options(q, mutating=True)
     q.set_defaults(func=run_promote, read_only=False)
     _register_parser(sub)
+    inherit_options(p, list(sub.choices.values()))  # `models --host H promote M V` too
 
 
 def _options(parser: argparse.ArgumentParser, *, mutating: bool = False) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from deployer.commands.arguments import inherit_options
 from deployer.commands.hosts import add_action_arguments, each_host, table
 from deployer.commands.targets import load_host_values
 from deployer.errors import ConfigError
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
                    help="apply swarm.node_labels of the values")
     add_action_arguments(q, mutating=True)
     q.set_defaults(func=run_label, read_only=False)
+    inherit_options(p, list(sub.choices.values()))  # `nodes --host H drain N` too
 
 
 def parse_labels(texts: list[str]) -> dict[str, str]:
