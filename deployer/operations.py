@@ -123,13 +123,18 @@ class Step:
         return _DOING.get(self.kind, self.kind + " {}").format(self.target)
 
     @property
+    def rerun_note(self) -> str:
+        """What a rerun does after this step was interrupted (the manager or its link lost)."""
+        if self.kind in _DEPLOYING:
+            return ("the stack may be mid-update there, and the rerun converges it (a lock the "
+                    "interrupted run left is named, with --break-lock as the way out)")
+        return "nothing was deployed yet, the stack runs what it ran before"
+
+    @property
     def lost_fix(self) -> str:
         """What to do when the connection to the manager died during this step."""
-        fix = "check the network path to the manager (`ssh HOST true`), then rerun: "
-        if self.kind in _DEPLOYING:
-            return fix + ("the stack may be mid-update there, and the rerun converges it (a "
-                          "lock the lost run left is named, with --break-lock as the way out)")
-        return fix + "nothing was deployed yet, the stack runs what it ran before"
+        return ("check the network path to the manager (`ssh HOST true`), then rerun: "
+                + self.rerun_note)
 
 
 @dataclass(frozen=True)

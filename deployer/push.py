@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
 from deployer.engine import objects
-from deployer.engine.client import docker_errors
-from deployer.errors import ConnectionLost, DeployError, MlopsError
+from deployer.engine.client import docker_errors, engine_stopped
+from deployer.errors import ConnectError, ConnectionLost, DeployError, MlopsError
 from deployer.operations import (
     SECRET_KEY_LABEL,
     SECRET_STACK_LABEL,
@@ -185,12 +185,15 @@ class Pusher:
                 raise
             except MlopsError as exc:
                 lost = self.conn.lost()
-                if lost is None:
-                    raise
-                # Whatever failed first (an API call, a command, an upload), the cause is the
-                # connection: say so, and what was going on.
-                raise ConnectionLost(self.host, f"{lost}, while {step.doing}",
-                                     fix=step.lost_fix) from exc
+                if lost is not None:
+                    # Whatever failed first (an API call, a command, an upload), the cause is
+                    # the connection: say so, and what was going on.
+                    raise ConnectionLost(self.host, f"{lost}, while {step.doing}",
+                                         fix=step.lost_fix) from exc
+                # The link works: the engine went away (503: its Swarm part did).
+                if isinstance(exc, ConnectError) or getattr(exc, "status", None) == 503:
+                    raise engine_stopped(self.conn, step.doing, exc, step.rerun_note) from exc
+                raise
             self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
 
     def _step(self, step: Step, plan: Plan, prepared: Prepared, state: StackState,

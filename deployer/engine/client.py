@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,12 @@ def ssh_client(
     return client
 
 
+#: What the engine answers while it shuts down: its gRPC link to its Swarm manager part closing
+#: (Canceled) or already gone (Unavailable: "dial unix .../swarm/control.sock").
+_SHUTTING_DOWN = ("rpc error: code = Canceled", "rpc error: code = Unavailable",
+                  "the client connection is closing", "transport is closing")
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0] if len(text) > 300 else text
@@ -166,6 +173,14 @@ def docker_errors(host: str) -> Iterator[None]:
         explanation = exc.explanation or str(exc)
         if isinstance(explanation, bytes):
             explanation = explanation.decode(errors="replace")
+        if any(marker in str(explanation) for marker in _SHUTTING_DOWN):
+            # Its Swarm part going away under the request: dockerd is stopping or restarting,
+            # not refusing what was asked.
+            raise ConnectError(
+                host, "the Docker engine is shutting down or restarting, or its Swarm "
+                f"manager is unavailable ({explanation})",
+                fix="check that dockerd runs there (`docker version` on that host)",
+            ) from exc
         status = exc.status_code or "?"
         fix = None
         if "not a swarm manager" in str(explanation):
@@ -214,6 +229,33 @@ def docker_errors(host: str) -> Iterator[None]:
             f"connection lost: {_reason(exc)}",
             fix="check the network and the SSH server, then rerun",
         ) from exc
+
+
+def engine_stopped(conn: Connector, doing: str, exc: MlopsError, fix_tail: str) -> ConnectError:
+    """``exc`` (the engine unreachable, or answering 503, through a working connection in the
+    middle of a run) reworded with what was going on and, once the engine is gone, what the host
+    itself says (``docker version`` there: "Cannot connect to the Docker daemon at ... Is the
+    docker daemon running?"), which beats the HTTP layer's "Remote end closed connection" or
+    a stopping engine's "not a swarm manager" (whose usual fix, swarm init, would be wrong)."""
+    said = ""
+    for attempt in range(3):  # a stopping engine may answer for a moment longer
+        try:
+            probe = conn.run(["docker", "version", "--format", "{{.Server.APIVersion}}"],
+                             check=False, timeout=20)
+        except MlopsError:
+            break  # the probe failing too says no more than the error itself
+        if probe.returncode != 0:
+            lines = [line for line in probe.stderr.splitlines() if line.strip()]
+            said = lines[-1].strip() if lines else f"docker version exited {probe.returncode}"
+            break
+        if attempt < 2:
+            time.sleep(1)
+    reason = exc.reason if isinstance(exc, ConnectError) else exc.message
+    return ConnectError(
+        conn.host, f"the Docker engine stopped, restarted or left its swarm while {doing}: "
+        f"{said or reason}",
+        fix=f"check dockerd on {conn.host} (`docker version` and `docker info` there; its log "
+        f"says why it stopped), start it if it is down, then rerun: {fix_tail}")
 
 
 def local_engine(conn: Connector) -> docker.DockerClient | None:
