@@ -19,8 +19,11 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthResponse,
             responses={503: {"model": HealthResponse,
                              "description": "MLflow/S3 not reached yet, no model loaded"}})
-def health(state: StateDep, response: Response) -> HealthResponse:
-    """The loader's status and reason, the served version if any, and the fix while waiting."""
+async def health(state: StateDep, response: Response) -> HealthResponse:
+    """The loader's status and reason, the served version if any, and the fix while waiting.
+
+    A coroutine: it only reads a snapshot, and a plain function would cost a worker-thread
+    hand-off per probe."""
     snap = state.get()
     if snap.status not in HEALTHY:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
