@@ -336,7 +336,8 @@ def test_rollback_to_a_revision_whose_image_the_manager_lost_ships_it_by_layers(
         # The manager lost revision 1's image (pruned, say): only its tag matters to a lookup.
         pinned = f"{REPO_PREFIX}/rb:{first_id.removeprefix('sha256:')[:12]}"
         api.remove_image(pinned, force=True)
-        code = main(["rollback", *common, "-f", str(values), "--to-revision", "1", "--timeout", "120"])
+        code = main(["rollback", *common, "-f", str(values), "--to-revision", "1",
+                     "--timeout", "120"])
         out = capsys.readouterr().out
         assert code == 0, out
         # Shipped as push ships: through the forwarded registry, not a whole-image save/load.
