@@ -25,6 +25,14 @@ The bed's link is a veth pair: memory speed, so both sides are CPU-bound on a sh
 manager to 100 Mbit/s for the run (a token bucket on the host end, removed afterwards), the
 uplink a team's manager is usually behind; then bytes, not CPU, decide.
     .venv/bin/python bench/bench_ship.py --images 2 --scale 0.001    # tiny (the test)
+    .venv/bin/python bench/bench_ship.py --real    # (a) with the six real images instead
+
+``--real``: (a) with the real service images scripts/up built (``mlops/<service>:latest``),
+which bed-remote must not hold: save|load of all six in one stream first, then they are removed
+from bed-remote again and ours ships them from an empty local registry (the very first ship
+from a machine: every layer compressed), then once more with that registry warm (a new
+manager, or a wiped one, reached from a machine that shipped before). The images are removed
+from bed-remote afterwards.
 """
 
 from __future__ import annotations
@@ -190,6 +198,62 @@ def cleanup(remote_host: str, names: list[str]) -> None:
                         pass
 
 
+def remove_from(host: str, image_ids: list[str]) -> None:
+    api = docker.APIClient(base_url=host)
+    try:
+        for image_id in image_ids:
+            try:
+                api.remove_image(image_id, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+    finally:
+        api.close()
+
+
+def real_images() -> dict[str, str]:
+    """ref -> image ID of the six real service images on the local engine."""
+    api = docker.APIClient()
+    try:
+        refs = {}
+        for service in SERVICES:
+            ref = f"mlops/{service}:latest"
+            try:
+                refs[ref] = str(api.inspect_image(ref)["Id"])
+            except docker.errors.ImageNotFound:
+                raise SystemExit(f"{ref} is not built: run scripts/up first") from None
+        return refs
+    finally:
+        api.close()
+
+
+def real_main(ssh_config: str, remote: str, rate: float | None) -> None:
+    images = real_images()
+    ids = list(dict.fromkeys(images.values()))
+    api = docker.APIClient(base_url=remote)
+    present = [i for i in ids if any(img["Id"] == i for img in api.images())]
+    api.close()
+    if present:
+        raise SystemExit(f"bed-remote holds {len(present)} of these images already: remove "
+                         "them (or the stack using them) first")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ship-real-"))
+    ours = LayerSide(ssh_config, tmp / "registry")
+    try:
+        with Shaped(rate):
+            raw = measure(lambda: save_load(ssh_config, list(images)))
+            remove_from(remote, ids)
+            cold = measure(lambda: ours.ship(images))
+            remove_from(remote, ids)
+            warm = measure(lambda: ours.ship(images))
+        print(f"real images: {', '.join(images)}; link "
+              f"{f'{rate:g} Mbit/s' if rate else 'unshaped veth'}")
+        print(line("(a) real six, cold registry", cold, raw, 1.3))
+        print(line("(a) real six, warm registry", warm, raw, 1.3))
+    finally:
+        ours.close()
+        remove_from(remote, ids)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def line(name: str, ours: tuple[float, int], raw: tuple[float, int], target: float,
          max_bytes: int | None = None) -> str:
     ratio = ours[0] / raw[0]
@@ -209,10 +273,15 @@ def main() -> None:
                         "(default 0.1: 18-178 MB)")
     parser.add_argument("--rate", type=float, default=None, metavar="MBIT",
                         help="shape the link towards the manager to MBIT Mbit/s for the run")
+    parser.add_argument("--real", action="store_true",
+                        help="(a) with the six real service images (see above)")
     args = parser.parse_args()
     facts = json.loads(FACTS.read_text())
     ssh_config = facts["ssh_config"]
     remote = facts["managers"]["remote"]["docker_host"]
+    if args.real:
+        real_main(ssh_config, remote, args.rate)
+        return
     run = uuid.uuid4().hex[:6]
     ours_name, raw_name, cold_name = f"l{run}", f"s{run}", f"c{run}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-ship-"))
