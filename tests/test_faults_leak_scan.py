@@ -6,7 +6,11 @@ Gemini key and a known S3 secret key; neither may appear, in plain text or base6
 * the services' logs;
 * the manager's files: the stack's state folder (revisions, meta, audit log) and every file
   the manager's engine wrote during the run (containers' configs, the Swarm store);
-* the audit log (in the state folder).
+* the audit log (in the state folder);
+* the dashboard's recorded screens: mlops-tui (Textual's Pilot, over the same SSH connection a
+  user's would be) on the stack's services, the tasks of the service holding the Gemini key,
+  and that service's logs, each exported as the SVG a screenshot is (kept in
+  .testbed/artifacts/) and scanned as text.
 
 The stand-in image serves every service here, so the services' own logging of secrets is left
 to the service tests (tests/services: the llm-connector's key never appears in its log);
@@ -15,9 +19,12 @@ this scan is about what the deployer and Swarm do with them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -31,10 +38,16 @@ import pytest
 import yaml
 
 from deployer.cli import main
+from deployer.inventory import adhoc_host
+from tui.app import make_app
+from tui.backend import host_backend_factory
+from tui.screens.logs import LogsScreen
+from tui.widgets.tasks_table import TasksTable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 STANDIN_VALUES = Path(__file__).parent / "data" / "values.standin.yaml"
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".testbed" / "artifacts"
 GEMINI_KEY = "AIzaLEAKSCAN" + uuid.uuid4().hex
 S3_SECRET = "s3LEAKSCAN" + uuid.uuid4().hex
 #: Files larger than this are image layers or databases of their own: not read.
@@ -153,7 +166,51 @@ def test_no_secret_in_output_inspect_logs_or_manager_files(
     assert scanned > 5, "the scan of the manager's files read (almost) nothing"
     print(f"leak scan: {len(services)} services, {len(containers)} containers, "
           f"{scanned} manager files scanned")
+    for screen, svg in asyncio.run(_dashboard_screens(stack)).items():
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"leak-scan-tui-{screen}.svg").write_text(svg)
+        found += _leaks(f"the dashboard's {screen} screen", (svg + _svg_text(svg)).encode())
     # The control: the matcher finds the secret where it is meant to be (the values file on
     # the deploying machine).
     assert _leaks("values", stack.values.read_bytes()) == ["s3 secret key in values"]
     assert not found, "\n".join(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dashboard's screens
+
+
+def _svg_text(svg: str) -> str:
+    """The text a screenshot shows (tags dropped, entities decoded, Textual's no-break spaces
+    as spaces): a secret split over styled spans is whole again."""
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+async def _dashboard_screens(stack: LeakStack) -> dict[str, str]:
+    """mlops-tui over SSH on the stack: the services, the llm-connector's tasks, its logs; each
+    screen's SVG, checked to show what it should (so a scan of it can fail)."""
+    from test_tui_e2e import main_screen, row_of, select, until
+
+    host = adhoc_host(stack.manager["alias"], ssh_config=stack.bed["ssh_config"])
+    app = make_app(host_backend_factory(host)(), stack=stack.name, refresh_seconds=0.5)
+    screens: dict[str, str] = {}
+    async with app.run_test(size=(150, 40)) as pilot:
+        await until(pilot, lambda: (row_of(app, "llm-connector") or ["", "", ""])[2] == "1/1",
+                    "llm-connector 1/1 on the services screen", timeout=90)
+        screens["services"] = app.export_screenshot()
+        await select(pilot, app, "llm-connector")
+        tasks = main_screen(app).query_one(TasksTable)
+        await until(pilot, lambda: tasks.row_count > 0, "the llm-connector's tasks")
+        await pilot.pause(0.5)
+        screens["tasks"] = app.export_screenshot()
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen), "the logs screen")
+        await until(pilot, lambda: "listening on" in _svg_text(app.export_screenshot()),
+                    "the llm-connector's log lines on screen", timeout=60)
+        screens["logs"] = app.export_screenshot()
+        await pilot.press("escape")
+    text = {name: _svg_text(svg) for name, svg in screens.items()}
+    assert "llm-connector" in text["services"] and "minio" in text["services"], text
+    assert "llm-connector.1" in text["tasks"], text["tasks"]
+    assert "llm-connector listening on" in text["logs"], text["logs"]
+    return screens
