@@ -74,3 +74,35 @@ def test_port_conflicts_say_how_to_free_the_port() -> None:
     scheduled = failure_fix(Failure("sklearn-model", "a task found no node to run on for 8 s",
                                     "no suitable node (host-mode port already in use on 1 node)"))
     assert "one task of sklearn-model per published port" in scheduled
+
+
+# The engine going away mid-run, as its API says it (pure: the SDK's exception in, ours out).
+
+@pytest.mark.parametrize("explanation", [
+    "rpc error: code = Canceled desc = grpc: the client connection is closing",
+    'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while '
+    'dialing dial unix /run/docker/swarm/control.sock: connect: no such file or directory"',
+])
+def test_a_stopping_engine_is_unreachable_not_a_refusal(explanation: str) -> None:
+    import docker.errors
+
+    from deployer.engine.client import docker_errors
+    from deployer.errors import ConnectError
+
+    with pytest.raises(ConnectError) as info, docker_errors("mgr1"):
+        raise docker.errors.APIError("500 Server Error", explanation=explanation)
+    assert "shutting down or restarting" in info.value.message
+    assert "swarm init" not in info.value.render()
+
+
+@pytest.mark.parametrize(("kind", "doing", "rerun"), [
+    ("ship-image", "shipping image app:1", "nothing was deployed yet"),
+    ("wait", "waiting for stack app:1 to converge", "the rerun converges it"),
+])
+def test_an_interrupted_step_says_what_it_was_doing(kind: str, doing: str, rerun: str) -> None:
+    from deployer.operations import Step
+
+    step = Step(kind, "app:1")  # type: ignore[arg-type]  # kind: a StepKind literal
+    assert step.doing == doing
+    assert rerun in step.rerun_note and rerun in step.lost_fix
+    assert "ssh HOST true" in step.lost_fix
