@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from deployer.options import DEFAULT_RESOLVE_IMAGE
-from deployer.state import StackState
+from deployer.state import LEASE_SECONDS, StackState
 
 StepKind = Literal[
     "ship-image", "tag-image", "create-secret", "upload", "stack-deploy", "wait",
@@ -127,7 +127,8 @@ class Step:
         """What a rerun does after this step was interrupted (the manager or its link lost)."""
         if self.kind in _DEPLOYING:
             return ("the stack may be mid-update there, and the rerun converges it (a lock the "
-                    "interrupted run left is named, with --break-lock as the way out)")
+                    f"interrupted run left frees itself {LEASE_SECONDS} s after its last "
+                    "heartbeat, or rerun with --break-lock)")
         return "nothing was deployed yet, the stack runs what it ran before"
 
     @property
