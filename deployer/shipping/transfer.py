@@ -23,6 +23,7 @@ from deployer.shipping.forward import ForwardRefused, RemoteForward
 from deployer.shipping.progress import LayerStats, follow, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
+from deployer.shipping.watchdog import watched
 
 if TYPE_CHECKING:
     import docker
@@ -38,6 +39,9 @@ LOST_WHILE_SHIPPING_FIX = (
     "yet, and the rerun ships only the layers the manager still lacks")
 #: Progress lines while an image moves, one per this many bytes.
 PROGRESS_STEP = 32 * 1024 * 1024
+#: A pull that sends no progress event for this long is given up (then whole images are
+#: shipped instead). A working pull reports every few hundred kB downloaded or extracted.
+STALL_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,12 @@ class Shipper:
             on_progress=lambda n: self.events.info(f"{ref}: {human(n)} sent"))
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
+    def _stall_text(self, ref: str, crossed: int) -> str:
+        return (f"{self.host}: the pull of {ref} made no progress for {STALL_SECONDS:.0f} s "
+                f"({human(crossed)} had crossed); its engine may be stuck on earlier downloads "
+                "(of SSH sessions cut before: `ClientAliveInterval 15` in the manager's "
+                "sshd_config ends those; restarting its dockerd clears them)")
+
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
         return push_local(self.local, self.events, image_id, ref, registry)
 
@@ -232,8 +242,10 @@ class Shipper:
         say(f"$ docker pull {pulled_repo}:{tag}  # on {self.host}", level=1)
         try:
             with docker_errors(self.host):
-                pulled = follow(client.api.pull(pulled_repo, tag=tag, stream=True,
-                                                decode=True), pull=True, on_event=progress)
+                stream = watched(
+                    lambda: client.api.pull(pulled_repo, tag=tag, stream=True, decode=True),
+                    STALL_SECONDS, lambda: self._stall_text(ref, forward.bytes_to_target - before))
+                pulled = follow(stream, pull=True, on_event=progress)
                 got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
                 if got != image_id:
                     raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, "
