@@ -16,6 +16,7 @@ polling it (every ``MODEL_POLL_SECONDS``) for the whole life of the process:
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -115,6 +116,7 @@ class _Loader:
         ):
             loaded = load_cached(self.flavour, fetch(settings, info))
             self.state.set("ready", f"serving {info.name} version {info.version}", loaded)
+            settle_heap()
             log.info("serving %s version %s (%s)", info.name, info.version, ref)
 
     def on_retry(self, exc: BaseException, delay: float) -> None:
@@ -143,8 +145,22 @@ class _Loader:
             return
         self.state.set("ready",
                        f"serving cached version {loaded.info.version} (MLflow unreachable)", loaded)
+        settle_heap()
         log.warning("MLflow unreachable: serving cached %s version %s", loaded.info.name,
                     loaded.info.version)
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt everything alive from later cyclic collections (gc.freeze).
+
+    The imports (MLflow, scikit-learn or TensorFlow, pandas) and the model leave a few hundred
+    thousand long-lived objects; a full collection walks them all, and the allocations of a
+    1000-row /predict set one off now and then: 200 ms at the p99 of those requests, 50 ms
+    with the heap frozen (seen side by side). Frozen objects are still freed when no longer
+    referenced; an earlier model's unreferenced cycles are collected here first (unfreeze)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def run_loader(settings: ModelServiceSettings, state: ModelState, stop: threading.Event,
