@@ -71,18 +71,22 @@ def timed(fn: Callable[[], object], n: int, warmup: int = 5) -> list[float]:
     return interleaved([fn], n, warmup)[0]
 
 
-def interleaved(fns: list[Callable[[], object]], n: int, warmup: int = 5) -> list[list[float]]:
-    """Seconds per call of each function, called in turn (a load spike on this shared machine
-    then hits every series alike, not one of them)."""
+def interleaved(fns: list[Callable[[], object]], n: int, warmup: int = 5,
+                block: int = 10) -> list[list[float]]:
+    """Seconds per call of each function, ``n`` calls each, taken in turns of ``block`` calls
+    (a load spike on this shared machine then hits every series alike). Turns, not single
+    calls: right after a 40 ms call of a slow server a fast one's next call ran cold (seen:
+    one-row /predict 0.85 ms alone, 2 ms alternating call by call)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     out: list[list[float]] = [[] for _ in fns]
-    for _ in range(n):
+    while len(out[0]) < n:
         for fn, times in zip(fns, out, strict=True):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+            for _ in range(min(block, n - len(times))):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
     return out
 
 
@@ -129,7 +133,7 @@ def free_port() -> int:
 
 def row(label: str, p50: float, p99: float, base: float | None = None,
         extra: str = "") -> None:
-    ratio = f"{p50 / base:6.2f}x" if base else "      "
+    ratio = f"{p50 / base:6.3g}x" if base else "       "
     print(f"{label:<44} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  {ratio} {extra}")
 
 
