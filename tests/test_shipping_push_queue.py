@@ -4,6 +4,8 @@ registry may lack (the engine would compress it twice), the given order otherwis
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import CancelledError
 
 import pytest
 
@@ -111,3 +113,23 @@ def test_the_same_image_is_pushed_once() -> None:
         assert len(rec.together) == 1
     finally:
         queue.close()
+
+
+def test_close_cancels_a_push_waiting_for_a_layer() -> None:
+    layers = {"a": frozenset({"x", "a1"}), "b": frozenset({"x", "b1"})}
+    rec = Recorder(layers)
+    queue = PushQueue(rec.push, layers.__getitem__)
+    first = queue.submit("a", "repo/a:1")
+    waiting = queue.submit("b", "repo/b:1")
+    assert rec.started["a"].wait(WAIT)
+    closer = threading.Thread(target=queue.close)
+    closer.start()
+    deadline = time.monotonic() + WAIT
+    while not queue._closing and time.monotonic() < deadline:  # close() has begun
+        time.sleep(0.01)
+    rec.release["a"].set()  # the push under way ends; the waiting one must not start
+    closer.join(WAIT)
+    assert not closer.is_alive()
+    assert first.result(WAIT).moved == set(layers["a"])
+    assert waiting.cancelled() or isinstance(waiting.exception(WAIT), CancelledError)
+    assert not rec.started["b"].is_set()

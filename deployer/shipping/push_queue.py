@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
 from deployer.shipping.progress import LayerStats
 
@@ -35,6 +35,7 @@ class PushQueue:
         self._in_flight: list[frozenset[str]] = []
         self._pushed: set[str] = set()  # layers in the registry as far as this session knows
         self._futures: dict[tuple[str, str], Future[LayerStats]] = {}
+        self._closing = False
 
     def submit(self, image_id: str, ref: str) -> Future[LayerStats]:
         key = (image_id, ref)
@@ -50,13 +51,20 @@ class PushQueue:
         return self._futures.pop((image_id, ref), None)
 
     def close(self) -> None:
+        """Cancel what has not started, including pushes waiting for a layer (a failed or
+        interrupted session must not wait for them); wait for those under way."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._futures.clear()
 
     def _run(self, image_id: str, ref: str) -> LayerStats:
         layers = self._layers_of(image_id)
         with self._changed:
-            self._changed.wait_for(lambda: not self._overlaps(layers))
+            self._changed.wait_for(lambda: self._closing or not self._overlaps(layers))
+            if self._closing:
+                raise CancelledError(f"push of {ref} cancelled: the shipping session closed")
             self._in_flight.append(layers)
         pushed = False
         try:
