@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import yaml
 
+from deployer.lock import LEASE_SECONDS
 from deployer.options import DEFAULT_RESOLVE_IMAGE
-from deployer.state import LEASE_SECONDS, StackState
+from deployer.state import StackState
 
 StepKind = Literal[
     "ship-image", "tag-image", "create-secret", "upload", "stack-deploy", "wait",

@@ -15,6 +15,7 @@ from deployer.converge import ConvergeError, wait_converged
 from deployer.engine import objects
 from deployer.engine.client import docker_errors, engine_stopped
 from deployer.errors import ConnectError, ConnectionLost, DeployError, MlopsError
+from deployer.lock import DeployLock
 from deployer.operations import (
     SECRET_KEY_LABEL,
     SECRET_STACK_LABEL,
@@ -38,7 +39,6 @@ from deployer.push_inputs import (
 )
 from deployer.rollback import redeploy, revision_argv
 from deployer.state import (
-    DeployLock,
     Revision,
     StackState,
     audit,
@@ -143,7 +143,7 @@ class Pusher:
             state = read_state(self.conn, stack, with_services=False)
             plan = plan_push(desired, state, manager, resolve_image=self.opts.resolve_image,
                              force=True, reason=plan.reason)
-            self._execute(plan, prepared, state, client)
+            self._execute(plan, prepared, state, client, lock)
         finally:
             lock.release()
         return plan
@@ -166,7 +166,8 @@ class Pusher:
     # -- execution -----------------------------------------------------------------------------
 
     def _execute(
-        self, plan: Plan, prepared: Prepared, state: StackState, client: docker.DockerClient
+        self, plan: Plan, prepared: Prepared, state: StackState, client: docker.DockerClient,
+        lock: DeployLock,
     ) -> None:
         desired = prepared.desired
         assert plan.revision is not None
@@ -179,6 +180,7 @@ class Pusher:
         for step in plan.steps:
             if step.kind != "ship-image":
                 self._end_shipping()  # ship steps come first: nothing stays up past them
+            lock.check()
             try:
                 self._step(step, plan, prepared, state, client, meta)
             except ConnectionLost:

@@ -6,13 +6,13 @@ Layout (``$MLOPS_STATE_DIR`` from the manager's environment, else ``~/.mlops``):
     <state>/<stack>/revisions/<n>/meta.json   hashes (file, values, secrets — never values),
                                               image IDs, who, when, outcome
     <state>/<stack>/current                   the number of the deployed revision
-    <state>/<stack>/lock                      the holder of a running deploy (see ``DeployLock``)
+    <state>/<stack>/lock                      the holder of a running deploy (``deployer.lock``)
     <state>/<stack>/audit.log                 one JSON line per action, append-only
 
-The lock is held by a process on the manager (a ``cat`` waiting on the SSH channel of the run):
-if the deployer dies or its connection drops, that process ends, and the next run sees a lock
-whose holder is gone and takes it over (noting it in the audit log). A live holder is refused
-with its name and start time; ``--break-lock`` removes any lock.
+The lock (``deployer.lock``) is held by a process on the manager reading the run's heartbeat:
+if the deployer dies, its connection drops or its heartbeat stops, that process ends, and the
+next run sees a lock whose holder is gone and takes it over (noting it in the audit log). A live
+holder is refused with its name and start time; ``--break-lock`` removes any lock.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer.connectors.base import Connector
-from deployer.errors import DeployError, LockHeldError, MlopsError
+from deployer.errors import MlopsError
 
 STATE_ENV = "MLOPS_STATE_DIR"
 
@@ -57,36 +55,6 @@ if [ "$2" = "services" ]; then
 fi
 """
 
-# Take the lock atomically (noclobber = O_EXCL), or report the live holder; a lock whose holder
-# process is gone is replaced. Then hold it while the run's heartbeat arrives on stdin (a byte
-# every HEARTBEAT_SECONDS): when the run ends, its connection closes (EOF), or nothing arrives for
-# $6 seconds (a cut the manager's sshd has not noticed: without ClientAlive settings it keeps a
-# dead session for hours), the shell (whose pid the lock names) removes the lock. If even the
-# shell is killed, the pid is dead and the next run takes the lock over. Without `timeout`
-# (a very bare manager) only EOF ends it, as before.
-_LOCK_SCRIPT = r"""
-s="$1"; mkdir -p "$s" || exit 3
-take() {
-  ( set -C; printf 'pid=%s\nholder=%s\nsince=%s\nrun=%s\n' "$$" "$2" "$3" "$4" >"$s/lock" ) \
-    2>/dev/null
-}
-if ! take "$@"; then
-  pid=$(sed -n 's/^pid=//p' "$s/lock" 2>/dev/null)
-  if [ "$5" != "break" ] && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    echo "HELD"; cat "$s/lock"; exit 2
-  fi
-  echo "STALE"; cat "$s/lock" 2>/dev/null; rm -f "$s/lock"
-  take "$@" || { echo "HELD"; cat "$s/lock"; exit 2; }
-fi
-echo "LOCKED"
-if command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1; then
-  while beat=$(timeout "$6" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
-else
-  cat >/dev/null
-fi
-grep -q "^run=$4\$" "$s/lock" && rm -f "$s/lock"
-exit 0
-"""
 
 
 def who() -> str:
@@ -102,7 +70,7 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_kv(text: str) -> dict[str, str]:
+def parse_kv(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -154,7 +122,7 @@ def parse_state(stack: str, output: str) -> StackState:
     if "--lock--" in head:
         head, _, lock_text = head.partition("--lock--")
     meta_text, _, services_text = rest.partition("--services--")
-    values = _parse_kv(head)
+    values = parse_kv(head)
     current = values.get("current") or ""
     revisions = tuple(sorted(int(r) for r in values.get("revisions", "").split() if r.isdigit()))
     meta: dict[str, Any] | None = None
@@ -165,7 +133,7 @@ def parse_state(stack: str, output: str) -> StackState:
             meta = None  # a damaged meta counts as "unknown": the next push redeploys
     lock = None
     if lock_text.strip():
-        fields = _parse_kv(lock_text)
+        fields = parse_kv(lock_text)
         lock = LockInfo(
             holder=fields.get("holder", "?"),
             since=fields.get("since", "?"),
@@ -229,102 +197,6 @@ def read_state_quick(
         meta = None
     return StackState(stack=stack, state_dir=state_dir, current=int(current), revisions=(),
                       meta=meta, lock=None, live_services=tuple(live_services()))
-
-
-#: The holder sends a byte this often; the manager frees the lock after LEASE_SECONDS without one.
-HEARTBEAT_SECONDS = 10.0
-LEASE_SECONDS = 45
-
-
-class DeployLock:
-    """The stack's deploy lock, held for the lifetime of this object's channel."""
-
-    def __init__(self, conn: Connector, state: StackState, *, break_lock: bool = False) -> None:
-        self._conn = conn
-        self._state = state
-        self._break = break_lock
-        self._thread: threading.Thread | None = None
-        self._release = threading.Event()
-        self._ready = threading.Event()
-        self._lines: list[str] = []
-        self._code: int | None = None
-        self.stale: LockInfo | None = None
-        self.run_id = uuid.uuid4().hex[:12]
-
-    @property
-    def path(self) -> str:
-        return f"{self._state.stack_dir}/lock"
-
-    def _stdin(self) -> Any:
-        # The heartbeat, until released; then the stream ends and the manager frees the lock.
-        while not self._release.wait(HEARTBEAT_SECONDS):
-            yield b"."
-
-    def acquire(self) -> DeployLock:
-        """Take the lock or raise ``LockHeldError`` naming the holder and since when."""
-        argv = [
-            "sh", "-c", _LOCK_SCRIPT, "mlops-lock", self._state.stack_dir, who(), now_iso(),
-            self.run_id, "break" if self._break else "-", str(LEASE_SECONDS),
-        ]
-
-        def on_line(line: str) -> None:
-            self._lines.append(line)
-            if line in ("LOCKED", "HELD"):
-                self._ready.set()
-
-        def hold() -> None:
-            try:
-                result = self._conn.run(argv, stdin=self._stdin(), check=False, on_line=on_line)
-                self._code = result.returncode
-            except Exception:  # noqa: BLE001 - reported through _code below
-                self._code = -1
-            finally:
-                self._ready.set()
-
-        self._thread = threading.Thread(target=hold, name="deploy-lock", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout=60)
-        if "STALE" in self._lines:
-            fields = _parse_kv("\n".join(self._lines[self._lines.index("STALE") + 1 :]))
-            self.stale = LockInfo(fields.get("holder", "?"), fields.get("since", "?"),
-                                  fields.get("pid", ""), alive=False)
-        if "LOCKED" in self._lines:
-            return self
-        self._release.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-        if "HELD" in self._lines:
-            fields = _parse_kv("\n".join(self._lines[self._lines.index("HELD") + 1 :]))
-            holder = LockInfo(fields.get("holder", "?"), fields.get("since", "?"),
-                              fields.get("pid", ""), alive=True)
-            fix = "wait for it to finish; if that deploy is really dead, rerun with --break-lock"
-            if holder.holder == who():
-                # Most often a run of ours whose connection was cut: the manager frees the
-                # lock once that run's heartbeat has been missing for LEASE_SECONDS.
-                fix = ("that is you, from this machine: if no other run of yours is going on "
-                       "(e.g. the one holding it lost its connection), the lock frees itself "
-                       f"{LEASE_SECONDS} s after that run went silent; or rerun with --break-lock")
-            raise LockHeldError(
-                f"stack {self._state.stack!r} is being deployed by {holder.describe()}",
-                fix=fix,
-            )
-        raise DeployError(
-            f"could not take the deploy lock {self.path}: {' '.join(self._lines) or 'no answer'}"
-        )
-
-    def release(self) -> None:
-        """End the holder process, which removes the lock file."""
-        if self._thread is None:
-            return
-        self._release.set()
-        self._thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> DeployLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 @dataclass

@@ -17,7 +17,8 @@ from test_deployer_manage import REPO, Dp3Stack, run
 
 from deployer.connectors import connect
 from deployer.inventory import adhoc_host
-from deployer.state import DeployLock, read_state, who
+from deployer.lock import DeployLock
+from deployer.state import read_state, who
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,7 +15,8 @@ import yaml
 
 from deployer.cli import main
 from deployer.facts import service_versions
-from deployer.state import DeployLock, read_state
+from deployer.lock import DeployLock
+from deployer.state import read_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

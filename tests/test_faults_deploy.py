@@ -29,7 +29,7 @@ import docker
 import pytest
 import yaml
 
-from deployer.state import LEASE_SECONDS
+from deployer.lock import LEASE_SECONDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

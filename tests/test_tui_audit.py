@@ -22,8 +22,9 @@ from tui_stack import create_service, remove_stack, running_replicas, wait_for
 from deployer.actions.logs import LogStream
 from deployer.connectors import Connector, connect
 from deployer.inventory import adhoc_host
+from deployer.lock import DeployLock
 from deployer.logs import LogOptions, logs_argv
-from deployer.state import DeployLock, read_state, who
+from deployer.state import read_state, who
 from tui.app import MlopsApp, make_app
 from tui.backend import DockerBackend, host_backend_factory
 from tui.screens.dialogs import ConfirmDialog

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deployer.events import Events
-from deployer.state import DeployLock, StackState, audit, read_state
+from deployer.lock import DeployLock
+from deployer.state import StackState, audit, read_state
 
 if TYPE_CHECKING:
     from deployer.connectors.base import Connector
