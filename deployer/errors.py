@@ -111,10 +111,11 @@ class DockerError(MlopsError):
     title = "docker error"
 
     def __init__(self, message: str, *, fix: str | None = None, status: int | None = None,
-                 explanation: str = "") -> None:
+                 explanation: str = "", host: str = "") -> None:
         super().__init__(message, fix=fix)
         self.status = status
         self.explanation = explanation
+        self.host = host  # whose engine said it
 
 
 class DeployError(MlopsError):

@@ -192,9 +192,14 @@ class Pusher:
                     # the connection: say so, and what was going on.
                     raise ConnectionLost(self.host, f"{lost}, while {step.doing}",
                                          fix=step.lost_fix) from exc
-                # The link works: the engine went away (503: its Swarm part did).
-                if isinstance(exc, ConnectError) or getattr(exc, "status", None) == 503:
-                    raise engine_stopped(self.conn, step.doing, exc, step.rerun_note) from exc
+                # The link works: the manager's engine went away (503: its Swarm part did).
+                # Not the local engine's errors (a build or save here), and not when the
+                # manager's engine answers after all.
+                if getattr(exc, "host", None) == self.host and (
+                        isinstance(exc, ConnectError) or getattr(exc, "status", None) == 503):
+                    stopped = engine_stopped(self.conn, step.doing, exc, step.rerun_note)
+                    if stopped is not None:
+                        raise stopped from exc
                 raise
             self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
 

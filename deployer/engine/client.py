@@ -186,7 +186,8 @@ def docker_errors(host: str) -> Iterator[None]:
         if "not a swarm manager" in str(explanation):
             fix = "run `docker swarm init` on the manager, or target a Swarm manager node"
         raise DockerError(f"{host}: engine said ({status}): {explanation}", fix=fix,
-                          status=exc.status_code, explanation=str(explanation)) from exc
+                          status=exc.status_code, explanation=str(explanation),
+                          host=host) from exc
     except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
         # The request went out and nothing came back: over SSH that is most often the
         # connection itself going silent (a link cut on the way), not dockerd being down.
@@ -220,7 +221,7 @@ def docker_errors(host: str) -> Iterator[None]:
                 fix="check that dockerd runs there and DOCKER_HOST points at it "
                 "(`docker version` on that host)",
             ) from exc
-        raise DockerError(f"{host}: {text}") from exc
+        raise DockerError(f"{host}: {text}", host=host) from exc
     except (OSError, paramiko.SSHException) as exc:
         # A dropped SSH connection surfaces as paramiko's exceptions (not OSError) when a new
         # channel cannot be opened; socket-level failures as OSError.
@@ -231,13 +232,16 @@ def docker_errors(host: str) -> Iterator[None]:
         ) from exc
 
 
-def engine_stopped(conn: Connector, doing: str, exc: MlopsError, fix_tail: str) -> ConnectError:
+def engine_stopped(conn: Connector, doing: str, exc: MlopsError,
+                   fix_tail: str) -> ConnectError | None:
     """``exc`` (the engine unreachable, or answering 503, through a working connection in the
     middle of a run) reworded with what was going on and, once the engine is gone, what the host
     itself says (``docker version`` there: "Cannot connect to the Docker daemon at ... Is the
     docker daemon running?"), which beats the HTTP layer's "Remote end closed connection" or
-    a stopping engine's "not a swarm manager" (whose usual fix, swarm init, would be wrong)."""
+    a stopping engine's "not a swarm manager" (whose usual fix, swarm init, would be wrong).
+    None when the engine answers after all (then ``exc`` says it best)."""
     said = ""
+    answered = False
     for attempt in range(3):  # a stopping engine may answer for a moment longer
         try:
             probe = conn.run(["docker", "version", "--format", "{{.Server.APIVersion}}"],
@@ -248,8 +252,11 @@ def engine_stopped(conn: Connector, doing: str, exc: MlopsError, fix_tail: str) 
             lines = [line for line in probe.stderr.splitlines() if line.strip()]
             said = lines[-1].strip() if lines else f"docker version exited {probe.returncode}"
             break
+        answered = True
         if attempt < 2:
             time.sleep(1)
+    if answered and not said:
+        return None
     reason = exc.reason if isinstance(exc, ConnectError) else exc.message
     return ConnectError(
         conn.host, f"the Docker engine stopped, restarted or left its swarm while {doing}: "
