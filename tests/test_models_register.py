@@ -84,8 +84,8 @@ def test_the_container_runs_beside_the_stack_with_the_file_on_stdin() -> None:
 
 def test_cli_refuses_bad_input_before_any_host(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    # An unreachable host: a refusal must come before any connection is tried.
-    argv = ["models", "register", "--host", "root@203.0.113.1", "-s", "x", *PROVENANCE]
+    # A loopback port nothing listens on: a refusal must come before any connection is tried.
+    argv = ["models", "register", "--host", "root@127.0.0.1:1", "-s", "x", *PROVENANCE]
     assert main([*argv, str(tmp_path / "absent.h5")]) == 2
     assert "absent.h5" in capsys.readouterr().err
     (tmp_path / "m.h5").write_bytes(b"x")

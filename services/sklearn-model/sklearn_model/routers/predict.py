@@ -73,7 +73,7 @@ async def predict(loaded: LoadedDep, body: Annotated[Any, Body()]) -> dict[str, 
     passengers = parse_passengers(body)
     model: ServedModel = loaded.model
     records = [p.as_record() for p in passengers]
-    if len(records) <= INLINE_ROWS:
+    if model.fast is not None and len(records) <= INLINE_ROWS:  # scikit-learn itself: ~25 ms
         proba = model.survival_probability(records)
     else:
         proba = await run_in_threadpool(model.survival_probability, records)
