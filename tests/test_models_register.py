@@ -69,9 +69,10 @@ def test_the_container_runs_beside_the_stack_with_the_file_on_stdin() -> None:
     req = request(if_missing=True)
     argv = container_argv("s1", "mlops/cnn-image:abc", "netid",
                           {"MLFLOW_TRACKING_URI": "http://mlflow-server:5000",
-                           "MODEL_NAME": "cifar10-cnn"}, req)
+                           "MODEL_NAME": "cifar10-cnn"}, req, "s1-register-1")
     image = argv.index("mlops/cnn-image:abc")
     assert argv[:4] == ["docker", "run", "--rm", "-i"]
+    assert argv[argv.index("--name") + 1] == "s1-register-1"  # removable if interrupted
     assert argv[argv.index("--network") + 1] == "netid"
     assert argv[argv.index("--pull") + 1] == "never"  # the stack's own image, never a pull
     assert argv[argv.index("--label") + 1] == "io.mlops.stack=s1"

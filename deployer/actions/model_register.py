@@ -12,9 +12,11 @@ serves the new version (it polls its alias, no restart).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from deployer.actions.base import ActionContext, locked, record
 from deployer.actions.models import Endpoints, served_models
 from deployer.actions.services import deployed
 from deployer.engine.client import docker_errors
-from deployer.errors import ConfigError, DeployError
+from deployer.errors import ConfigError, DeployError, MlopsError
 from deployer.options import MODEL_INPUT_SCALINGS as INPUT_SCALINGS
 from deployer.options import MODEL_OUTPUTS as OUTPUTS
 
@@ -130,11 +132,16 @@ def _service_spec(ctx: ActionContext) -> tuple[str, str, dict[str, str]]:
     return task["ContainerSpec"]["Image"], networks[0], env
 
 
+def container_name(stack: str) -> str:
+    return f"{stack}-register-{uuid.uuid4().hex[:8]}"
+
+
 def container_argv(stack: str, image: str, network: str, env: dict[str, str],
-                   req: RegisterRequest) -> list[str]:
-    """``docker run`` of the registration beside the stack (labelled as the stack's)."""
-    argv = ["docker", "run", "--rm", "-i", "--pull", "never", "--network", network,
-            "--label", f"io.mlops.stack={stack}", "--entrypoint", "sh"]
+                   req: RegisterRequest, name: str) -> list[str]:
+    """``docker run`` of the registration beside the stack (labelled as the stack's, named so
+    that a run that is interrupted can remove it: it must not go on after the lock is gone)."""
+    argv = ["docker", "run", "--rm", "-i", "--name", name, "--pull", "never",
+            "--network", network, "--label", f"io.mlops.stack={stack}", "--entrypoint", "sh"]
     for key, value in sorted(env.items()):
         argv += ["-e", f"{key}={value}"]
     return [*argv, image, "-c", SCRIPT, "sh", req.file.name, *req.argv()]
@@ -146,11 +153,19 @@ def register_model(ctx: ActionContext, req: RegisterRequest, *,
     was set already). Waits until cnn-image serves it when it became the served alias."""
     image, network, env = _service_spec(ctx)
     name = env.get("MODEL_NAME", "cifar10-cnn")
-    argv = container_argv(ctx.stack, image, network, env, req)
+    container = container_name(ctx.stack)
+    argv = container_argv(ctx.stack, image, network, env, req, container)
     with locked(ctx) as state:
         ctx.events.info(f"registering {req.file.name} ({len(req.file.data) / 1e6:.1f} MB) "
                         f"as {name} in a container of {image}", level=1)
-        result = ctx.conn.run(argv, stdin=req.file.data, timeout=ctx.timeout, check=False)
+        try:
+            result = ctx.conn.run(argv, stdin=req.file.data, timeout=ctx.timeout, check=False)
+        except BaseException:
+            # Timed out, interrupted or cut off: the container would go on registering (and
+            # moving the alias) after the lock is released. Best effort: the link may be gone.
+            with contextlib.suppress(MlopsError):
+                ctx.conn.run(["docker", "rm", "-f", container], check=False, timeout=30)
+            raise
         lines = [x for x in result.stdout.splitlines() if x.startswith(("registered", "ok:"))]
         if result.returncode != 0 or not lines:
             errors = [x for x in result.stderr.splitlines() if x.startswith("error")]
