@@ -127,3 +127,18 @@ def test_keep_below_one_is_refused_before_anything_is_touched(
     err = capsys.readouterr().err
     assert "--keep must be at least 1, not 0" in err, err
     assert not (cache / "data").exists()
+
+
+def test_prune_while_a_run_ships_from_the_same_folder_says_so(
+    cache: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    shipping = LocalRegistry()  # another run's session: it holds the folder's lock
+    cache.mkdir(parents=True)
+    shipping.lock()
+    try:
+        assert main(["ship-cache", "prune"]) != 0
+        err = capsys.readouterr().err
+        assert f"another run is shipping images from {cache}" in err, err
+        assert "wait for it to finish" in err, err
+    finally:
+        shipping.unlock()

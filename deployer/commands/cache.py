@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 def run_status(args: argparse.Namespace) -> int:
     from deployer.shipping.progress import human
     from deployer.shipping.registry import LocalRegistry
-    from deployer.shipping.registry_gc import disk_usage, list_images
+    from deployer.shipping.registry_gc import LOCK_WAIT, disk_usage, list_images
 
     out = Reporter()
     registry = LocalRegistry()
@@ -42,7 +42,7 @@ def run_status(args: argparse.Namespace) -> int:
     if size == 0:
         out.info(f"{registry.dir}: empty (nothing shipped by layers from here yet)")
         return 0
-    registry.start()
+    registry.start(wait_lock=LOCK_WAIT)
     try:
         images = list_images(registry)
     finally:

@@ -168,8 +168,8 @@ class LocalRegistry:
                 if time.monotonic() >= deadline:
                     handle.close()
                     raise RegistryUnavailable(
-                        f"another run has been shipping images from {self.dir} for "
-                        f"{wait:.0f} s", fix="wait for it to finish, then rerun") from None
+                        f"another run is shipping images from {self.dir} (waited "
+                        f"{wait:.0f} s)", fix="wait for it to finish, then rerun") from None
                 time.sleep(0.5)
         self._lock = handle
 
@@ -199,8 +199,9 @@ class LocalRegistry:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL), remove the pidfile, release the lock."""
+    def stop(self, *, keep_lock: bool = False) -> None:
+        """Stop the process (SIGTERM, then SIGKILL), remove the pidfile, release the lock
+        (unless ``keep_lock``: offline work on the directory follows, then ``unlock``)."""
         proc, self._proc = self._proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -212,7 +213,8 @@ class LocalRegistry:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
             self.pidfile.unlink(missing_ok=True)
-        self.unlock()
+        if not keep_lock:
+            self.unlock()
 
     def unlock(self) -> None:
         if self._lock is not None:

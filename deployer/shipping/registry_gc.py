@@ -48,11 +48,20 @@ class PruneReport:
         return max(0, self.bytes_before - self.bytes_after)
 
 
+#: How long ship-cache waits for a run that is shipping from the same registry directory.
+LOCK_WAIT = 5.0
+
+
 def disk_usage(directory: Path) -> int:
-    """Bytes of the regular files under ``directory``."""
-    if not directory.exists():
-        return 0
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    """Bytes of the regular files under ``directory`` (a file removed meanwhile counts 0)."""
+    total = 0
+    for path in directory.rglob("*") if directory.exists() else ():
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 class _Api:
@@ -119,37 +128,37 @@ def choose(images: list[TaggedImage], keep: int) -> tuple[list[TaggedImage], lis
 
 
 def prune(registry: LocalRegistry, keep: int, *, dry_run: bool = False) -> PruneReport:
-    """Prune ``registry`` (started here, stopped again): see the module's docstring."""
+    """Prune ``registry`` (started here, stopped again): see the module's docstring. The
+    directory's lock is held throughout, sizing and garbage-collect included."""
     if keep < 1:
         raise DeployError(f"--keep must be at least 1, not {keep}",
                           fix="keep at least the newest image of each repository")
     data = registry.dir / "data"
-    report = PruneReport(bytes_before=disk_usage(data))
-    registry.start()
+    registry.start(wait_lock=LOCK_WAIT)
     try:
+        report = PruneReport(bytes_before=disk_usage(data))
         report.kept, report.deleted = choose(list_images(registry), keep)
         if not dry_run:
             api = _Api(registry.address)
             for digest in sorted({(i.repository, i.digest) for i in report.deleted}):
                 api.request("DELETE", f"{digest[0]}/manifests/{digest[1]}")
     finally:
-        registry.stop()
-    if not dry_run and report.deleted:
-        _garbage_collect(registry)
-    report.bytes_after = disk_usage(data) if not dry_run else report.bytes_before
+        registry.stop(keep_lock=True)
+    try:
+        if not dry_run and report.deleted:
+            _garbage_collect(registry)
+        report.bytes_after = disk_usage(data) if not dry_run else report.bytes_before
+    finally:
+        registry.unlock()
     return report
 
 
 def _garbage_collect(registry: LocalRegistry) -> None:
     # Offline, as distribution requires (a push during it could lose blobs): the registry is
-    # stopped, and the directory's lock (taken by a start) keeps other runs from starting one.
-    registry.lock()
-    try:
-        proc = subprocess.run([registry.binary(), "garbage-collect", "--delete-untagged",
-                               str(registry.dir / "config.yml")],
-                              capture_output=True, text=True, timeout=600, check=False)
-    finally:
-        registry.unlock()
+    # stopped, and the directory's lock, still held, keeps other runs from starting one.
+    proc = subprocess.run([registry.binary(), "garbage-collect", "--delete-untagged",
+                           str(registry.dir / "config.yml")],
+                          capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise DeployError(f"the shipping registry's garbage-collect failed: "
                           f"{(proc.stderr or proc.stdout).strip()[-500:]}",
