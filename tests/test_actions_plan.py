@@ -158,6 +158,9 @@ class RecordingConnector(Connector):
     def docker_client(self) -> Any:
         return FakeClient(self.api)
 
+    def stream_client(self) -> Any:
+        return FakeClient(self.api)
+
     def close(self) -> None:
         return None
 

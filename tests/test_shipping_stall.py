@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,9 @@ def test_a_stalled_pull_is_given_up_and_the_image_ships_whole(
     assert not (registry / "registry.pid").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(watch.frozen, 0)
+    # The given-up pull's reader ended with its own client's connection, not left blocked.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            t.name == "stream-watchdog" and t.is_alive() for t in threading.enumerate()):
+        time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name == "stream-watchdog" and t.is_alive()]

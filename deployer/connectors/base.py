@@ -84,6 +84,12 @@ class Connector(abc.ABC):
     def docker_client(self) -> docker.DockerClient:
         """A Docker SDK client for this host's engine (created once, reused, closed with us)."""
 
+    @abc.abstractmethod
+    def stream_client(self) -> docker.DockerClient:
+        """A Docker client of its own, for one long stream the caller may have to abandon
+        (closing it ends that stream's connection, and the engine's work for it); the caller
+        closes it."""
+
     def lost(self) -> str | None:
         """Why this connection is gone (a link cut mid-run), or None while it works. A local
         connector has no link to lose."""

@@ -98,6 +98,11 @@ class LocalConnector(Connector):
             self._client = local_client(self._docker_host)
         return self._client
 
+    def stream_client(self) -> docker.DockerClient:
+        from deployer.engine.client import local_client
+
+        return local_client(self._docker_host)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -318,24 +318,21 @@ class SSHConnector(Connector):
     def docker_client(self) -> docker.DockerClient:
         with self._lock:
             if self._docker is None:
-                from deployer.engine.client import ssh_client
-
-                self._docker = ssh_client(self._transport, self.host)
+                self._docker = self.stream_client()
             return self._docker
 
+    def stream_client(self) -> docker.DockerClient:
+        from deployer.engine.client import ssh_client
+
+        return ssh_client(self._transport, self.host)
+
     def close(self) -> None:
-        if self._docker is not None:
-            try:
-                self._docker.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection must not mask errors
-                pass
-            self._docker = None
-        if self._sftp is not None:
-            try:
-                self._sftp.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._sftp = None
+        # Closing what a dead connection carried must not mask the error that ended it.
+        for part in (self._docker, self._sftp):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+        self._docker = self._sftp = None
         self._client.close()
         self._close_jumps()
 

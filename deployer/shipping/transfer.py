@@ -9,6 +9,7 @@ engines. If layer mode cannot start or the target cannot pull, it ships with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -242,10 +243,19 @@ class Shipper:
         say(f"$ docker pull {pulled_repo}:{tag}  # on {self.host}", level=1)
         try:
             with docker_errors(self.host):
-                stream = watched(
-                    lambda: client.api.pull(pulled_repo, tag=tag, stream=True, decode=True),
-                    STALL_SECONDS, lambda: self._stall_text(ref, forward.bytes_to_target - before))
-                pulled = follow(stream, pull=True, on_event=progress)
+                # On a client of its own: a stalled pull is ended by closing it (the engine
+                # drops a pull whose client went away), rather than left blocking a thread.
+                puller = self.conn.stream_client()
+                try:
+                    stream = watched(
+                        lambda: puller.api.pull(pulled_repo, tag=tag, stream=True,
+                                                decode=True),
+                        STALL_SECONDS,
+                        lambda: self._stall_text(ref, forward.bytes_to_target - before))
+                    pulled = follow(stream, pull=True, on_event=progress)
+                finally:
+                    with contextlib.suppress(Exception):
+                        puller.close()
                 got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
                 if got != image_id:
                     raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, "

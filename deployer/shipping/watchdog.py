@@ -5,7 +5,8 @@ takes), so an engine that stops sending (its download slots held by the stalled 
 sessions cut earlier, which a manager's sshd without ClientAlive settings keeps for hours; a
 registry that stopped answering) would block the push for ever. The stream is read on a helper
 thread; the caller gets each event as it comes, and ``Stalled`` once none came for ``stall``
-seconds. The helper thread is then abandoned: it ends when its connection closes.
+seconds. The helper thread is then abandoned: the caller closes the stream's connection (a
+client of its own), which ends it.
 """
 
 from __future__ import annotations
