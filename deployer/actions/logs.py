@@ -83,7 +83,7 @@ class LogStream:
                 self._queue.put(item, timeout=0.2)
                 return
             except queue.Full:
-                if self._cancel.is_set() and item is not None:
+                if self._cancel.is_set():  # nobody reads any more, the end marker included
                     return
 
     def read(self, max_lines: int, timeout: float) -> list[LogLine]:
@@ -114,13 +114,11 @@ class LogStream:
             return list(self._errors)
 
     def close(self) -> None:
-        """Cancel every reader's command; the connection stays open."""
+        """Cancel every reader's command; the connection stays open. Only the event is touched:
+        this runs right after Ctrl-C, which may have interrupted ``read`` inside the queue's
+        lock and left it held (draining the queue here could then block for ever); readers
+        waiting on a full queue see the cancel instead."""
         self._cancel.set()
-        while True:  # unblock readers waiting on a full queue
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
 
 
 def print_stream(stream: LogStream, emit: Callable[[LogLine], None], *,
