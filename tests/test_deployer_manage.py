@@ -299,9 +299,14 @@ def test_logs_follow_stops_cleanly_on_ctrl_c(
     stack = stack_b
     code, out = run(stack.argv("push"), capsys)
     assert code == 0, out
+    # Ctrl-C as at a terminal: Python's KeyboardInterrupt handler set in the child, since a
+    # test command started in the background (no job control) inherits SIGINT ignored.
+    argv = ["logs", "llm-connector", "-f", "--tail", "0", "--stack", stack.name,
+            *stack.target()]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deployer.cli", "logs", "llm-connector", "-f", "--tail", "0",
-         "--stack", stack.name, *stack.target()],
+        [sys.executable, "-c", "import signal, sys; "
+         "signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from deployer.cli import main; sys.exit(main(sys.argv[1:]))", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
