@@ -69,6 +69,19 @@ class FaultStack:
                               timeout=timeout, env=_env())
         return proc.returncode, proc.stdout + proc.stderr
 
+    def rerun_once_the_lock_is_free(self) -> tuple[int, str]:
+        """After a cut run: wait (bounded) until the manager freed its lock, as the lease says
+        it will, then push again, which must converge without taking any lock over."""
+        lock = self.state_dir / "lock"
+        deadline = time.monotonic() + LEASE_SECONDS + 30
+        while lock.exists() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not lock.exists(), "the cut run's lock outlived its lease"
+        code, out = self.run("push", "--timeout", "120")
+        assert code == 0, out
+        assert "took over" not in out, out
+        return code, out
+
     @property
     def state_dir(self) -> Path:
         return Path(self.manager["state_dir"]) / self.name
@@ -192,16 +205,9 @@ def test_connection_cut_while_waiting_then_rerun_converges(cut_stack: FaultStack
     assert "stopped answering" in out and f"while waiting for stack {stack.name}" in out, out
 
     # The lost session's sshd still lives on the manager, but the lock's heartbeat stopped
-    # with the cut: the manager freed the lock after its lease (deployer.state), before the
-    # run gave up. The rerun needs no --break-lock.
-    lock = stack.state_dir / "lock"
-    deadline = time.monotonic() + LEASE_SECONDS + 30
-    while lock.exists() and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not lock.exists(), "the cut run's lock outlived its lease"
-    code, out = stack.run("push", "--timeout", "120")
-    assert code == 0, out
-    assert "took over" not in out, out
+    # with the cut: the manager frees the lock after its lease (deployer.lock). The rerun
+    # needs no --break-lock.
+    code, out = stack.rerun_once_the_lock_is_free()
     assert stack.sklearn_running()
     current = (stack.state_dir / "current").read_text().strip()
     assert (stack.state_dir / "revisions" / current / "stack.yml").is_file()

@@ -39,7 +39,6 @@ import pytest
 import yaml
 from test_faults_deploy import Cut, FaultStack, _env, _ssh_port_of
 
-from deployer.lock import LEASE_SECONDS
 from deployer.shipping.registry import registry_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -243,14 +242,7 @@ def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Pa
     assert temp_tags(LOCAL) == [] and temp_tags(stack.manager["docker_host"]) == []
     # The cut run's lock frees itself within its lease (the manager's sshd still keeps that
     # session); then a plain rerun ships and converges.
-    lock = stack.state_dir / "lock"
-    deadline = time.monotonic() + LEASE_SECONDS + 30
-    while lock.exists() and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not lock.exists(), "the cut run's lock outlived its lease"
-    code, out = stack.run("push", "--timeout", "120")
-    assert code == 0, out
-    assert "took over" not in out, out
+    code, out = stack.rerun_once_the_lock_is_free()
     assert "layers pulled" in out, out
     assert stack.sklearn_image() == image_id
     assert stack.sklearn_running()
