@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -112,6 +113,49 @@ class FaultStack:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
+class Watched:
+    """A push run as its own process, its output read line by line on a thread."""
+
+    def __init__(self, argv: list[str], trigger: re.Pattern[str]) -> None:
+        # faulthandler: a run that hangs is ended with SIGABRT, which prints every thread's
+        # stack into its output (where it hung, in the failure message).
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**_env(), "PYTHONFAULTHANDLER": "1"})
+        self.lines: list[str] = []
+        self.triggered = threading.Event()
+        self._trigger = trigger
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if self._trigger.search(line):
+                self.triggered.set()
+        self.triggered.set()  # the run ended without the trigger: the caller sees it
+
+    @property
+    def out(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout: float) -> int | None:
+        """The exit code, or None if the run hung past ``timeout`` (then ended, its stacks in
+        ``out``)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            return None
+        finally:
+            self._reader.join(10)
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "GOOGLE_API_KEY": "ft-" + uuid.uuid4().hex, "PYTHONUNBUFFERED": "1"}
 
@@ -167,35 +211,22 @@ def _ssh_port_of(pid: int, manager_ip: str) -> int:
 def test_connection_cut_while_waiting_then_rerun_converges(cut_stack: FaultStack) -> None:
     stack = cut_stack
     manager_ip = stack.manager["host"]
-    proc = subprocess.Popen(stack.argv("push", "--timeout", "180"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=_env())
-    lines: list[str] = []
-    deployed = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "stack-deploy" in line:
-                deployed.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    run = Watched(stack.argv("push", "--timeout", "180"), re.compile("stack-deploy"))
     cut: Cut | None = None
     try:
-        assert deployed.wait(120), "push never reached stack-deploy:\n" + "".join(lines)
-        cut = Cut(_ssh_port_of(proc.pid, manager_ip), manager_ip)
+        assert run.triggered.wait(120) and run.proc.poll() is None, \
+            "push never reached stack-deploy:\n" + run.out
+        cut = Cut(_ssh_port_of(run.proc.pid, manager_ip), manager_ip)
         started = time.monotonic()
-        code = proc.wait(timeout=200)
+        code = run.finish(timeout=200)
         silent_for = time.monotonic() - started
     finally:
         if cut is not None:
             cut.restore()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(10)
-    out = "".join(lines)
+        if run.proc.poll() is None:
+            run.finish(timeout=1)
+    out = run.out
+    assert code is not None, "push hung after the cut:\n" + out
     print(f"push ended {silent_for:.0f} s after the cut")
     assert code != 0, out
     assert "Traceback" not in out, out

@@ -12,9 +12,8 @@ active and its node ready, whatever happens here.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
+import re
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import docker
 import pytest
-from test_faults_deploy import FaultStack
+from test_faults_deploy import FaultStack, Watched
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -86,38 +85,18 @@ def restart_stack(bed: dict[str, Any], tmp_path: Path) -> Iterator[FaultStack]:
 def test_dockerd_restarted_while_waiting_then_rerun_converges(restart_stack: FaultStack) -> None:
     stack = restart_stack
     testbed = _testbed()
-    proc = subprocess.Popen(stack.argv("push", "--timeout", "180"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**_env(), "PYTHONFAULTHANDLER": "1"})
-    lines: list[str] = []
-    deployed = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "stack-deploy" in line:
-                deployed.set()
-        deployed.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    run = Watched(stack.argv("push", "--timeout", "180"), re.compile("stack-deploy"))
     try:
-        assert deployed.wait(120) and proc.poll() is None, \
-            "push never reached stack-deploy:\n" + "".join(lines)
+        assert run.triggered.wait(120) and run.proc.poll() is None, \
+            "push never reached stack-deploy:\n" + run.out
         with testbed.locked():
             testbed.stop("dockerd_remote", grace=30)  # SIGTERM by pidfile, then SIGKILL
-        try:
-            code: int | None = proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = run.finish(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if run.proc.poll() is None:
+            run.finish(timeout=1)
         start_remote_engine(stack.manager["docker_host"])
-    reader.join(10)
-    out = "".join(lines)
+    out = run.out
     assert code is not None, "push hung with the engine stopped:\n" + out
     print("the push said:\n" + "\n".join(out.splitlines()[-6:]))
     assert code != 0, out

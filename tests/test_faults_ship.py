@@ -27,7 +27,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from typing import Any
 import docker
 import pytest
 import yaml
-from test_faults_deploy import Cut, FaultStack, _env, _ssh_port_of
+from test_faults_deploy import Cut, FaultStack, Watched, _ssh_port_of
 
 from deployer.shipping.registry import registry_dir
 
@@ -144,49 +143,6 @@ def ship_stack(bed: dict[str, Any], tmp_path: Path) -> Iterator[ShipStack]:
         stack.cleanup()
         for host in (LOCAL, stack.manager["docker_host"]):
             remove_images(host)
-
-
-class Watched:
-    """A push run as its own process, its output read line by line on a thread."""
-
-    def __init__(self, argv: list[str], trigger: re.Pattern[str]) -> None:
-        # faulthandler: a run that hangs is ended with SIGABRT, which prints every thread's
-        # stack into its output (where it hung, in the failure message).
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**_env(), "PYTHONFAULTHANDLER": "1"})
-        self.lines: list[str] = []
-        self.triggered = threading.Event()
-        self._trigger = trigger
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if self._trigger.search(line):
-                self.triggered.set()
-        self.triggered.set()  # the run ended without the trigger: the caller sees it
-
-    @property
-    def out(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self, timeout: float) -> int | None:
-        """The exit code, or None if the run hung past ``timeout`` (then ended, its stacks in
-        ``out``)."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGABRT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            return None
-        finally:
-            self._reader.join(10)
 
 
 def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Path) -> None:
