@@ -77,6 +77,11 @@ class Connector(abc.ABC):
         """
 
     @abc.abstractmethod
+    def append_file(self, data: bytes, path: str) -> None:
+        """Append ``data`` to ``path`` in one write (lines of concurrent writers stay whole);
+        the file and its parent directories are created if missing."""
+
+    @abc.abstractmethod
     def get_file(self, path: str) -> bytes | None:
         """The content of ``path``, or ``None`` if it does not exist."""
 

@@ -85,6 +85,12 @@ class LocalConnector(Connector):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def append_file(self, data: bytes, path: str) -> None:
+        target = _local_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("ab") as handle:
+            handle.write(data)
+
     def get_file(self, path: str) -> bytes | None:
         try:
             return _local_path(path).read_bytes()

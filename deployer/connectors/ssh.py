@@ -21,7 +21,6 @@ import select
 import shlex
 import threading
 import time
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -41,16 +40,15 @@ from deployer.errors import CommandError, ConnectError, MlopsError
 if TYPE_CHECKING:
     import docker
 
-from deployer.connectors.ssh_target import (
-    DEFAULT_KNOWN_HOSTS,
-    SSHTarget,
+from deployer.connectors import sftp_files
+from deployer.connectors.ssh_policy import (
     _AcceptNewPolicy,
     _is_transient,
     _map_error,
     _RefusePolicy,
     lost_reason,
-    set_dead_after,
 )
+from deployer.connectors.ssh_target import DEFAULT_KNOWN_HOSTS, SSHTarget, set_dead_after
 
 __all__ = ["DEFAULT_KNOWN_HOSTS", "SSHConnector", "SSHTarget"]
 
@@ -64,10 +62,12 @@ logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 class SSHConnector(Connector):
     """Commands, files and the Docker API of a manager over one paramiko connection."""
 
-    def __init__(self, target: SSHTarget) -> None:
+    def __init__(self, target: SSHTarget, *, via: Connector | None = None) -> None:
+        """``via``: an open connector to the target's last jump host; its connection carries
+        this one instead of a new connection through the whole chain."""
         self.target = target
         self.host = target.label
-        self._client = self._connect()
+        self._client = self._connect(via)
         transport = self._client.get_transport()
         assert transport is not None
         self._transport: paramiko.Transport = transport
@@ -82,11 +82,14 @@ class SSHConnector(Connector):
 
     # Connection
 
-    def _connect(self) -> paramiko.SSHClient:
+    def _connect(self, via: Connector | None) -> paramiko.SSHClient:
         """Connect through every hop; the jump hosts' clients stay open (their transports carry
         the target's connection) and are closed with it."""
         self._jump_clients: list[paramiko.SSHClient] = []
         hops = self.target.hops
+        if isinstance(via, SSHConnector):
+            forward = self._open_forward(via.target, via._client, self.target)
+            return self._connect_hop(self.target, forward, jump=False)
         sock: paramiko.Channel | None = None
         try:
             for index, hop in enumerate(hops[:-1]):
@@ -269,26 +272,21 @@ class SSHConnector(Connector):
 
     def put_file(self, data: bytes, path: str, mode: int = 0o644) -> None:
         target = PurePosixPath(path)
-        tmp = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        sftp = self._sftp_client()
         try:
-            # Parents over the open SFTP session: a `mkdir -p` command would cost a whole
-            # remote process per upload.
-            _sftp_makedirs(sftp, target.parent)
-            # Narrow the mode before any content is written.
-            with sftp.open(tmp, "wb") as handle:
-                handle.chmod(mode)
-                handle.write(data)
-            sftp.posix_rename(tmp, str(target))
+            sftp_files.put(self._sftp_client(), data, target, mode)
         except (paramiko.SSHException, EOFError) as exc:
             raise self._lost(exc) from exc
         except OSError as exc:
-            try:
-                sftp.remove(tmp)
-            except OSError:
-                pass
             reason = self._full_disk(target.parent, len(data)) or str(exc)
             raise CommandError(["sftp-put", path], 1, reason, host=self.host) from exc
+
+    def append_file(self, data: bytes, path: str) -> None:
+        try:
+            sftp_files.append(self._sftp_client(), data, PurePosixPath(path))
+        except (paramiko.SSHException, EOFError) as exc:
+            raise self._lost(exc) from exc
+        except OSError as exc:
+            raise CommandError(["sftp-append", path], 1, str(exc), host=self.host) from exc
 
     def _full_disk(self, folder: PurePosixPath, size: int) -> str | None:
         """Why an upload failed if the disk is full: SFTP says only "Failure" then."""
@@ -335,22 +333,6 @@ class SSHConnector(Connector):
         self._docker = self._sftp = None
         self._client.close()
         self._close_jumps()
-
-
-def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: PurePosixPath) -> None:
-    """``mkdir -p`` over SFTP (relative paths are relative to the home directory)."""
-    if str(directory) in ("", ".", "/"):
-        return
-    try:
-        sftp.stat(str(directory))
-        return
-    except FileNotFoundError:
-        pass
-    _sftp_makedirs(sftp, directory.parent)
-    try:
-        sftp.mkdir(str(directory))
-    except OSError:
-        sftp.stat(str(directory))  # created meanwhile by a concurrent run: fine; else raise
 
 
 def _start_feeder(channel: paramiko.Channel, stdin: Stdin,

@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import sys
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import paramiko
 import requests
 import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
-from deployer.errors import ConnectError, DockerError, MlopsError
+from deployer.errors import ConnectError, ConnectionLost, DockerError, MlopsError
 
 if TYPE_CHECKING:
+    import paramiko
+
     from deployer.connectors.base import Connector
 
 #: The client timeout (seconds) for one API request; log follows pass their own.
@@ -222,14 +224,23 @@ def docker_errors(host: str) -> Iterator[None]:
                 "(`docker version` on that host)",
             ) from exc
         raise DockerError(f"{host}: {text}", host=host) from exc
-    except (OSError, paramiko.SSHException) as exc:
+    except Exception as exc:
         # A dropped SSH connection surfaces as paramiko's exceptions (not OSError) when a new
         # channel cannot be opened; socket-level failures as OSError.
+        if not isinstance(exc, (OSError, *ssh_errors())):
+            raise
         raise ConnectError(
             host,
             f"connection lost: {_reason(exc)}",
             fix="check the network and the SSH server, then rerun",
         ) from exc
+
+
+def ssh_errors() -> tuple[type[Exception], ...]:
+    """paramiko's base error when paramiko is loaded (by runs with a remote host)."""
+    # Without paramiko loaded no SSH error can occur, and importing it here would cost 0.3 s.
+    loaded = sys.modules.get("paramiko")
+    return (loaded.SSHException,) if loaded is not None else ()
 
 
 def engine_stopped(conn: Connector, doing: str, exc: MlopsError,
@@ -263,6 +274,23 @@ def engine_stopped(conn: Connector, doing: str, exc: MlopsError,
         f"{said or reason}",
         fix=f"check dockerd on {conn.host} (`docker version` and `docker info` there; its log "
         f"says why it stopped), start it if it is down, then rerun: {fix_tail}")
+
+
+def step_cause(conn: Connector, exc: MlopsError, doing: str, lost_fix: str,
+               rerun_note: str) -> MlopsError | None:
+    """What really ended a step that raised ``exc`` while ``doing``: the connection (lost),
+    or the manager's engine (stopped); None when ``exc`` says it best."""
+    lost = conn.lost()
+    if lost is not None:
+        # Whatever failed first (an API call, a command, an upload), the cause is the
+        # connection: say so, and what was going on.
+        return ConnectionLost(conn.host, f"{lost}, while {doing}", fix=lost_fix)
+    # The link works: the manager's engine went away (503: its Swarm part did). Not the local
+    # engine's errors (a build or save here), and not when the manager's engine answers.
+    if getattr(exc, "host", None) == conn.host and (
+            isinstance(exc, ConnectError) or getattr(exc, "status", None) == 503):
+        return engine_stopped(conn, doing, exc, rerun_note)
+    return None
 
 
 def local_engine(conn: Connector) -> docker.DockerClient | None:

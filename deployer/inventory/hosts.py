@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.connectors.ssh import SSHTarget
+from deployer.connectors.ssh_target import SSHTarget
 from deployer.errors import ValuesError
 
 SSH_CONFIG_ENV = "MLOPS_SSH_CONFIG"

@@ -7,9 +7,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError
 from deployer.inventory.document import (
@@ -24,6 +22,9 @@ from deployer.inventory.document import (
 )
 from deployer.inventory.hosts import _NAME, GROUP_KEYS, SSH_KEYS, TOP_KEYS, Host, KeyPath
 from deployer.inventory.ssh import _load_ssh_config, adhoc_host, resolve_ssh, ssh_config_path
+
+if TYPE_CHECKING:
+    import paramiko
 
 
 @dataclass(frozen=True)

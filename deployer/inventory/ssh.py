@@ -8,13 +8,14 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko
-
-from deployer.connectors.ssh import DEFAULT_KNOWN_HOSTS, SSHTarget
+from deployer.connectors.ssh_target import DEFAULT_KNOWN_HOSTS, SSHTarget
 from deployer.errors import ConfigError
 from deployer.inventory.hosts import _ADHOC, DEFAULT_SSH_CONFIG, MAX_JUMPS, SSH_CONFIG_ENV, Host
+
+if TYPE_CHECKING:
+    import paramiko
 
 
 def ssh_config_path(explicit: str | None = None) -> Path | None:
@@ -34,6 +35,10 @@ def ssh_config_path(explicit: str | None = None) -> Path | None:
 def _load_ssh_config(path: Path | None) -> paramiko.SSHConfig | None:
     if path is None:
         return None
+    # Here, not at the top: paramiko takes 0.3 s to import, which a run on the local engine
+    # with no ssh config to read should not pay.
+    import paramiko
+
     try:
         return paramiko.SSHConfig.from_path(str(path))
     except (OSError, Exception) as exc:  # paramiko raises plain Exceptions for bad syntax
