@@ -92,9 +92,9 @@ class Ours:
         registry = LocalRegistry()
         registry.start()
         try:
-            shipping = NodeShipping(self.local, Reporter(stream=io.StringIO()),
-                                    lambda node: connect(node_target(self.target, node)),
-                                    registry)
+            shipping = NodeShipping(self.local, Reporter(stream=io.StringIO()), registry,
+                                    lambda node: connect(node_target(self.target, node),
+                                                         via=self.conn))
             left = shipping.run([NodeImages(n, images) for n in self.nodes])
             if left:
                 raise SystemExit(f"node shipping failed on {left}")

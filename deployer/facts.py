@@ -6,6 +6,7 @@ the others are Docker API calls made only when something is to change.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,12 @@ __all__ = ["image_id", "manager_facts", "service_specs", "stack_state"]
 
 
 def stack_state(conn: Connector, stack: str) -> StackState:
-    """Deployed revision, its meta, the lock and the live service names: one remote command."""
-    return read_state(conn, stack)
+    """Deployed revision, its meta and the lock (one remote command), and the live service
+    names from the Engine API on the open channel: no `docker service ls` process on the
+    manager, which costs it a CLI start."""
+    state = read_state(conn, stack, with_services=False)
+    live = service_versions(conn.docker_client(), stack, conn.host)
+    return dataclasses.replace(state, live_services=tuple(live))
 
 
 def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:

@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from deployer.errors import DeployError, LockHeldError
-from deployer.state import LockInfo, now_iso, parse_kv, who
+from deployer.state import READ_SCRIPT, LockInfo, now_iso, parse_kv, parse_state, who
 
 if TYPE_CHECKING:
     from deployer.connectors.base import Connector
@@ -30,7 +30,8 @@ class LockLost(DeployError):
 # dead session for hours), the shell (whose pid the lock names) removes the lock. If even the
 # shell is killed, the pid is dead and the next run takes the lock over. Without a working
 # `timeout N` (a very bare manager, or busybox before 1.30, which wants `timeout -t N`) only EOF
-# ends it. A lapsed lease is said (EXPIRED) for a holder that is still there to read it.
+# ends it. A lapsed lease is said (EXPIRED) for a holder that is still there to read it. With
+# $7 (state.READ_SCRIPT) the stack's state, as now locked, follows LOCKED: one process, not two.
 _LOCK_SCRIPT = r"""
 s="$1"; mkdir -p "$s" || exit 3
 take() {
@@ -46,6 +47,7 @@ if ! take "$@"; then
   take "$@" || { echo "HELD"; cat "$s/lock"; exit 2; }
 fi
 echo "LOCKED"
+if [ -n "$7" ]; then sh -c "$7" mlops-state "$8" -; echo "--end-state--"; fi
 if timeout 1 true 2>/dev/null && command -v dd >/dev/null 2>&1; then
   while :; do
     beat=$(timeout "$6" dd bs=1 count=1 2>/dev/null) || { echo "EXPIRED"; break; }
@@ -68,10 +70,16 @@ LEASE_SECONDS = 60
 class DeployLock:
     """The stack's deploy lock, held for the lifetime of this object's channel."""
 
-    def __init__(self, conn: Connector, state: StackState, *, break_lock: bool = False) -> None:
+    def __init__(self, conn: Connector, state: StackState, *, break_lock: bool = False,
+                 read_state: bool = False) -> None:
+        """``read_state``: the state is read again once locked (``self.state``), by the same
+        remote process."""
         self._conn = conn
         self._state = state
         self._break = break_lock
+        self._read = read_state
+        #: The stack's state read under the lock (with ``read_state``).
+        self.state: StackState | None = None
         self._thread: threading.Thread | None = None
         self._release = threading.Event()
         self._ready = threading.Event()
@@ -95,11 +103,13 @@ class DeployLock:
         argv = [
             "sh", "-c", _LOCK_SCRIPT, "mlops-lock", self._state.stack_dir, who(), now_iso(),
             self.run_id, "break" if self._break else "-", str(LEASE_SECONDS),
+            READ_SCRIPT if self._read else "", self._state.stack,
         ]
+        ready_at = "--end-state--" if self._read else "LOCKED"
 
         def on_line(line: str) -> None:
             self._lines.append(line)
-            if line in ("LOCKED", "HELD"):
+            if line in (ready_at, "HELD"):
                 self._ready.set()
             elif line == "EXPIRED":
                 self._expired.set()
@@ -121,6 +131,10 @@ class DeployLock:
             self.stale = LockInfo(fields.get("holder", "?"), fields.get("since", "?"),
                                   fields.get("pid", ""), alive=False)
         if "LOCKED" in self._lines:
+            if "--end-state--" in self._lines:
+                start = self._lines.index("LOCKED") + 1
+                text = "\n".join(self._lines[start:self._lines.index("--end-state--")])
+                self.state = parse_state(self._state.stack, text)
             return self
         self._release.set()
         if self._thread:

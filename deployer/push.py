@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from deployer import __version__, facts, ship
 from deployer.converge import ConvergeError, wait_converged
 from deployer.engine import objects
-from deployer.engine.client import docker_errors, engine_stopped
-from deployer.errors import ConnectError, ConnectionLost, DeployError, MlopsError
+from deployer.engine.client import docker_errors, step_cause
+from deployer.errors import ConnectionLost, DeployError, MlopsError
 from deployer.lock import DeployLock
 from deployer.operations import (
     SECRET_KEY_LABEL,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from deployer.events import Events
     from deployer.shipping import Shipper
     from deployer.shipping.estimate import Estimator
+    from deployer.shipping.nodes import NodeSurvey
     from deployer.values import Registry, StackValues
 
 class Pusher:
@@ -81,6 +82,8 @@ class Pusher:
         self._estimator: Estimator | None = None
         self._registry: Registry | None = None
         self._pinned: list[str] = []
+        self._survey: NodeSurvey | None = None
+        self._secrets_made = False
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -104,7 +107,7 @@ class Pusher:
                 self.out.step(self.host, "ok", "push", stack,
                               f"revision {quick.current} unchanged")
                 return Plan((), quick.current)
-        state = read_state(self.conn, stack)
+        state = facts.stack_state(self.conn, stack)
         if not self.opts.force and inputs_unchanged(state, stack, inputs.hash, inputs.services):
             self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")
             return Plan((), state.current)
@@ -133,19 +136,33 @@ class Pusher:
                 if step.kind == "ship-image":
                     self._ship_estimate(step.target, desired, client)
             return plan
-        lock = DeployLock(self.conn, state, break_lock=self.opts.break_lock).acquire()
+        if self._registry is None and self.local is not None and plan.of_kind("stack-deploy"):
+            from deployer.shipping.nodes import NodeSurvey
+
+            # Which other nodes lack which image is found while the lock is taken and the
+            # steps before the deploy run.
+            self._survey = NodeSurvey(self.conn, desired.stack_file,
+                                      {i.ref: i.id for i in desired.images.values()})
+        lock: DeployLock | None = None
         try:
+            lock = DeployLock(self.conn, state, break_lock=self.opts.break_lock,
+                              read_state=True).acquire()
             if lock.stale:
                 self.out.info(f"took over a stale lock of {lock.stale.describe()}")
                 audit(self.conn, state, "break-lock", holder=lock.stale.holder,
                       since=lock.stale.since)
-            # Re-read under the lock: another push may have finished since the first read.
-            state = read_state(self.conn, stack, with_services=False)
+            # Re-read under the lock (by the lock's own process): another push may have
+            # finished since the first read.
+            state = lock.state or read_state(self.conn, stack, with_services=False)
             plan = plan_push(desired, state, manager, resolve_image=self.opts.resolve_image,
                              force=True, reason=plan.reason)
             self._execute(plan, prepared, state, client, lock)
         finally:
-            lock.release()
+            survey, self._survey = self._survey, None
+            if survey is not None:
+                survey.close()
+            if lock is not None:
+                lock.release()
         return plan
 
     # -- --check / --diff ----------------------------------------------------------------------
@@ -186,20 +203,9 @@ class Pusher:
             except ConnectionLost:
                 raise
             except MlopsError as exc:
-                lost = self.conn.lost()
-                if lost is not None:
-                    # Whatever failed first (an API call, a command, an upload), the cause is
-                    # the connection: say so, and what was going on.
-                    raise ConnectionLost(self.host, f"{lost}, while {step.doing}",
-                                         fix=step.lost_fix) from exc
-                # The link works: the manager's engine went away (503: its Swarm part did).
-                # Not the local engine's errors (a build or save here), and not when the
-                # manager's engine answers after all.
-                if getattr(exc, "host", None) == self.host and (
-                        isinstance(exc, ConnectError) or getattr(exc, "status", None) == 503):
-                    stopped = engine_stopped(self.conn, step.doing, exc, step.rerun_note)
-                    if stopped is not None:
-                        raise stopped from exc
+                cause = step_cause(self.conn, exc, step.doing, step.lost_fix, step.rerun_note)
+                if cause is not None:
+                    raise cause from exc
                 raise
             self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
 
@@ -216,12 +222,12 @@ class Pusher:
             with docker_errors(self.host):
                 client.api.tag(image.id, repo, tag)
         elif step.kind == "create-secret":
-            self._create_secret(client, desired.stack, step.target, prepared)
+            self._create_secrets(client, plan, prepared)
         elif step.kind == "upload":
             self._create_configs(client, desired.stack, prepared)
             write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
         elif step.kind == "stack-deploy":
-            self._distribute(desired)
+            self._distribute()
             self._stack_deploy(list(step.argv))
         elif step.kind == "wait":
             try:
@@ -283,15 +289,18 @@ class Pusher:
         self._pinned = [ref for ref in pinned.values() if "@sha256:" in ref]
         return dataclasses.replace(inputs, images=images)
 
-    def _distribute(self, desired: Desired) -> None:
+    def _distribute(self) -> None:
         """The cluster's other nodes get the images their tasks may need (registry mode: they
         pull from the registry themselves)."""
-        if self._registry is not None or self.local is None:
+        survey, self._survey = self._survey, None
+        if survey is None or self.local is None:
             return
         from deployer.shipping.nodes import distribute
 
-        left = distribute(self.local, self.conn, desired.stack_file,
-                          {i.ref: i.id for i in desired.images.values()}, self.out)
+        try:
+            left = distribute(self.local, survey, self.out)
+        finally:
+            survey.close()
         if left:
             self.out.info(f"without the images: {', '.join(left)}; Swarm rejects tasks there "
                           "('No such image') and the wait names the node")
@@ -313,14 +322,11 @@ class Pusher:
         if self.local is None:
             return
         from deployer.shipping.estimate import Estimator
-        from deployer.shipping.progress import human
 
         if self._estimator is None:
             self._estimator = Estimator(self.local, client, self.host)
         image_id = next(i.id for i in desired.images.values() if i.ref == ref)
-        missing, size = self._estimator.estimate(image_id)
-        self.out.info(f"{ref}: ~{human(missing)} of layers {self.host} lacks would ship "
-                      f"(uncompressed; image {human(size)})")
+        self.out.info(self._estimator.describe(image_id, ref))
 
     def _end_shipping(self) -> None:
         """Stop the shipping session's registry process and port forward, if one runs."""
@@ -328,21 +334,24 @@ class Pusher:
         if shipper is not None:
             shipper.close()
 
-    def _create_secret(
-        self, client: docker.DockerClient, stack: str, name: str, prepared: Prepared
-    ) -> None:
-        # Through the Engine API on the SSH channel: the value is in no file and no argv, on
-        # either side (the CLI equivalent is `docker secret create NAME -` fed on stdin).
-        key = next(b for b, s in prepared.desired.secrets.items() if s.name == name)
-        objects.create(client, self.host, "secret", name, prepared.secret_values[name].encode(),
-                       {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: key})
+    def _create_secrets(self, client: docker.DockerClient, plan: Plan,
+                        prepared: Prepared) -> None:
+        """Every secret of the plan at its first step, side by side (an API round trip
+        each). Through the Engine API on the SSH channel: the value is in no file and no argv,
+        on either side (the CLI equivalent is `docker secret create NAME -` fed on stdin)."""
+        made, self._secrets_made = self._secrets_made, True
+        stack = prepared.desired.stack
+        keys = {s.name: b for b, s in prepared.desired.secrets.items()}
+        objects.create_all(client, self.host, "secret", [] if made else [
+            (step.target, prepared.secret_values[step.target].encode(),
+             {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: keys[step.target]})
+            for step in plan.of_kind("create-secret")])
 
     def _create_configs(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
         present = objects.names(client, self.host, "config")
-        for name, content in prepared.configs.items():
-            if name not in present:
-                objects.create(client, self.host, "config", name, content.encode(),
-                               {SECRET_STACK_LABEL: stack})
+        objects.create_all(client, self.host, "config", [
+            (name, content.encode(), {SECRET_STACK_LABEL: stack})
+            for name, content in prepared.configs.items() if name not in present])
 
     def _wait(self, desired: Desired) -> None:
         wait_converged(

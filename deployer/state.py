@@ -34,7 +34,7 @@ STATE_ENV = "MLOPS_STATE_DIR"
 # One remote read answers "what is deployed?": the state dir, the current revision and its
 # meta, the revision numbers, the lock and whether its holder lives, and the stack's services.
 # $1 is the stack name, passed as an argument (never formatted into the script).
-_READ_SCRIPT = r"""
+READ_SCRIPT = r"""
 d="${MLOPS_STATE_DIR:-$HOME/.mlops}"; s="$d/$1"
 echo "dir=$d"
 cur=$(cat "$s/current" 2>/dev/null)
@@ -164,7 +164,7 @@ _STATE_DIRS: weakref.WeakKeyDictionary[Connector, str] = weakref.WeakKeyDictiona
 
 def read_state(conn: Connector, stack: str, *, with_services: bool = True) -> StackState:
     """Read the stack's state in one remote command."""
-    argv = ["sh", "-c", _READ_SCRIPT, "mlops-state", stack, "services" if with_services else "-"]
+    argv = ["sh", "-c", READ_SCRIPT, "mlops-state", stack, "services" if with_services else "-"]
     result = conn.run(argv)
     state = parse_state(stack, result.stdout)
     if state.state_dir:
@@ -247,8 +247,8 @@ def audit(conn: Connector, state: StackState, action: str, **details: Any) -> No
     """Append one JSON line to the stack's audit log (never secret values)."""
     entry = {"time": now_iso(), "who": who(), "action": action, **details}
     line = json.dumps(entry, sort_keys=True) + "\n"
-    conn.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat >> "$1"', "mlops-audit",
-              f"{state.stack_dir}/audit.log"], stdin=line)
+    # Over the open file session: no remote process.
+    conn.append_file(line.encode(), f"{state.stack_dir}/audit.log")
 
 
 def _json(data: Mapping[str, Any]) -> bytes:

@@ -1,8 +1,9 @@
 """The actions from facts (no engine, no manager): recorded facts in, commands out.
 
-A recording connector answers the state, lock, history and audit scripts from fixed facts and
-keeps every command it is asked to run; its Docker client replays recorded Engine API answers
-(services, tasks, secrets, ...) and records the API calls that change something. Each test feeds
+A recording connector answers the state, lock and history scripts from fixed facts, keeps the
+audit lines appended and every command it is asked to run; its Docker client replays recorded
+Engine API answers (services, tasks, secrets, ...) and records the API calls that change
+something. Each test feeds
 facts to an action and asserts the exact commands, in order, and the audit line — as the push
 plan tests do (tests/test_operations.py). ``wait=False``: convergence is the real-Swarm tests'.
 """
@@ -131,9 +132,6 @@ class RecordingConnector(Connector):
                 return RunResult(2, "", "")
             on_line("LOCKED")
             return RunResult(0, "", "")
-        if name == "mlops-audit":
-            self.audit.append(json.loads(stdin))
-            return RunResult(0, "", "")
         if name == "mlops-history":
             body = "".join(f"--revision {n}\n{json.dumps(m)}\n" for n, m in self.metas.items())
             return RunResult(0, f"current={self.current or ''}\n{body}", "")
@@ -151,6 +149,12 @@ class RecordingConnector(Connector):
 
     def put_file(self, data: bytes, path: str, mode: int = 0o644) -> None:
         self.files[path] = data
+
+    def append_file(self, data: bytes, path: str) -> None:
+        if path.endswith("/audit.log"):
+            self.audit.append(json.loads(data))
+        else:
+            self.files[path] = self.files.get(path, b"") + data
 
     def get_file(self, path: str) -> bytes | None:
         return self.files.get(path)

@@ -44,9 +44,10 @@ def locked(ctx: ActionContext) -> Iterator[StackState]:
     ``ctx.break_lock``; a taken-over lock is reported and audited).
     """
     lock = DeployLock(ctx.conn, read_state(ctx.conn, ctx.stack, with_services=False),
-                      break_lock=ctx.break_lock).acquire()
+                      break_lock=ctx.break_lock, read_state=True).acquire()
     try:
-        state = read_state(ctx.conn, ctx.stack, with_services=False)
+        # Read by the lock's own process once it held the lock.
+        state = lock.state or read_state(ctx.conn, ctx.stack, with_services=False)
         if lock.stale:
             ctx.events.info(f"took over the lock of {lock.stale.describe()}")
             audit(ctx.conn, state, "break-lock", holder=lock.stale.holder,

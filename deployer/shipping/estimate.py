@@ -56,3 +56,11 @@ class Estimator:
         layers = list(info.get("RootFS", {}).get("Layers") or ())
         size = int(info.get("Size") or 0)
         return missing_bytes(layers, size, self._target_images()), size
+
+    def describe(self, image_id: str, ref: str) -> str:
+        """One line: roughly what shipping ``ref`` would move."""
+        from deployer.shipping.progress import human
+
+        missing, size = self.estimate(image_id)
+        return (f"{ref}: ~{human(missing)} of layers {self.host} lacks would ship "
+                f"(uncompressed; image {human(size)})")
