@@ -76,11 +76,17 @@ def commands(stack: str, tui: bool, before: Path | None) -> dict[str, Command]:
     return found
 
 
+#: As a user's shell runs them: bytecode caches written (the first round writes them, as a
+#: user's first run does). With PYTHONDONTWRITEBYTECODE, set in some sandboxes and CI shells,
+#: every run would compile the project's own modules again (0.07-0.09 s of `deployer status`).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"TERM": "dumb"}
+
+
 def timed(command: Command) -> float:
     argv, cwd = command
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-                   env={**os.environ, "TERM": "dumb", "PYTHONPATH": str(cwd)}, cwd=cwd)
+                   env=ENV | {"PYTHONPATH": str(cwd)}, cwd=cwd)
     return time.perf_counter() - start
 
 
