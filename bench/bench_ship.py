@@ -31,8 +31,9 @@ uplink a team's manager is usually behind; then bytes, not CPU, decide.
 which bed-remote must not hold: save|load of all six in one stream first, then they are removed
 from bed-remote again and ours ships them from an empty local registry (the very first ship
 from a machine: every layer compressed), then once more with that registry warm (a new
-manager, or a wiped one, reached from a machine that shipped before). The images are removed
-from bed-remote afterwards.
+manager, or a wiped one, reached from a machine that shipped before); then (b) at real size:
+mlops/cnn-image plus one changed file of its app, each side its own. The images are removed
+from bed-remote afterwards (and the two changed ones from the local engine).
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ def real_main(ssh_config: str, remote: str, rate: float | None) -> None:
                          "them (or the stack using them) first")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ship-real-"))
     ours = LayerSide(ssh_config, tmp / "registry")
+    children: list[str] = []
     try:
         with Shaped(rate):
             raw = measure(lambda: save_load(ssh_config, list(images)))
@@ -244,14 +246,33 @@ def real_main(ssh_config: str, remote: str, rate: float | None) -> None:
             cold = measure(lambda: ours.ship(images))
             remove_from(remote, ids)
             warm = measure(lambda: ours.ship(images))
+            # (b) on the real biggest image, which bed-remote now holds: one file of its app.
+            ours_ref, ours_id = real_change(tmp, "ours")
+            raw_ref, raw_id = real_change(tmp, "raw")
+            children = [ours_id, raw_id]
+            change_ours = measure(lambda: ours.ship({ours_ref: ours_id}))
+            change_raw = measure(lambda: save_load(ssh_config, [raw_ref]))
         print(f"real images: {', '.join(images)}; link "
               f"{f'{rate:g} Mbit/s' if rate else 'unshaped veth'}")
         print(line("(a) real six, cold registry", cold, raw, 1.3))
         print(line("(a) real six, warm registry", warm, raw, 1.3))
+        print(line("(b) real code change (cnn)", change_ours, change_raw, 0.05, 1_000_000))
     finally:
         ours.close()
-        remove_from(remote, ids)
+        remove_from(remote, ids + children)
+        remove_from("unix:///var/run/docker.sock", children)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def real_change(tmp: Path, side: str) -> tuple[str, str]:
+    """mlops/cnn-image plus one changed file of its app (unique per side)."""
+    ctx = tmp / f"change-{side}"
+    ctx.mkdir(parents=True)
+    (ctx / "bench_change.py").write_text(f"CHANGE = {uuid.uuid4().hex!r}\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM mlops/cnn-image:latest\nCOPY bench_change.py /srv/cnn_image/bench_change.py\n")
+    ref = f"dp-bench-ship/real-{side}-cnn-image:v2"
+    return ref, build(ctx, ref)
 
 
 def line(name: str, ours: tuple[float, int], raw: tuple[float, int], target: float,
