@@ -83,7 +83,6 @@ class Pusher:
         self._registry: Registry | None = None
         self._pinned: list[str] = []
         self._survey: NodeSurvey | None = None
-        self._secrets_made = False
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -222,7 +221,7 @@ class Pusher:
             with docker_errors(self.host):
                 client.api.tag(image.id, repo, tag)
         elif step.kind == "create-secret":
-            self._create_secrets(client, plan, prepared)
+            self._create_secrets(client, plan, step, prepared)
         elif step.kind == "upload":
             self._create_configs(client, desired.stack, prepared)
             write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
@@ -334,18 +333,18 @@ class Pusher:
         if shipper is not None:
             shipper.close()
 
-    def _create_secrets(self, client: docker.DockerClient, plan: Plan,
+    def _create_secrets(self, client: docker.DockerClient, plan: Plan, step: Step,
                         prepared: Prepared) -> None:
         """Every secret of the plan at its first step, side by side (an API round trip
         each). Through the Engine API on the SSH channel: the value is in no file and no argv,
         on either side (the CLI equivalent is `docker secret create NAME -` fed on stdin)."""
-        made, self._secrets_made = self._secrets_made, True
+        steps = plan.of_kind("create-secret")
         stack = prepared.desired.stack
         keys = {s.name: b for b, s in prepared.desired.secrets.items()}
-        objects.create_all(client, self.host, "secret", [] if made else [
-            (step.target, prepared.secret_values[step.target].encode(),
-             {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: keys[step.target]})
-            for step in plan.of_kind("create-secret")])
+        objects.create_all(client, self.host, "secret", [] if step != steps[0] else [
+            (each.target, prepared.secret_values[each.target].encode(),
+             {SECRET_STACK_LABEL: stack, SECRET_KEY_LABEL: keys[each.target]})
+            for each in steps])
 
     def _create_configs(self, client: docker.DockerClient, stack: str, prepared: Prepared) -> None:
         present = objects.names(client, self.host, "config")
