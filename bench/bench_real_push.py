@@ -150,7 +150,7 @@ def pretrained_h5() -> Path:
 
 def ship_lines(out: str) -> list[str]:
     return [line.strip() for line in out.splitlines()
-            if "ship-image" in line or "layers pulled" in line or "over SSH" in line]
+            if "ship-image" in line or "layers sent" in line or "over SSH" in line]
 
 
 def check_stack(address: str, base_port: int, tmp: Path) -> list[str]:

@@ -157,6 +157,7 @@ class Pusher:
                              force=True, reason=plan.reason)
             self._execute(plan, prepared, state, client, lock)
         finally:
+            self._end_shipping()
             survey, self._survey = self._survey, None
             if survey is not None:
                 survey.close()
@@ -194,8 +195,6 @@ class Pusher:
             "outcome": "deploying",
         }
         for step in plan.steps:
-            if step.kind != "ship-image":
-                self._end_shipping()  # ship steps come first: nothing stays up past them
             lock.check()
             try:
                 self._step(step, plan, prepared, state, client, meta)
@@ -207,6 +206,9 @@ class Pusher:
                     raise cause from exc
                 raise
             self.out.step(self.host, "changed", step.kind, step.target, step.detail, step.argv)
+        # Images first shipped from a save are pushed into the local registry while the stack
+        # converges (so the next change ships by layers): waited for here.
+        self._end_shipping(wait=True)
 
     def _step(self, step: Step, plan: Plan, prepared: Prepared, state: StackState,
               client: docker.DockerClient, meta: dict[str, Any]) -> None:
@@ -226,6 +228,10 @@ class Pusher:
             self._create_configs(client, desired.stack, prepared)
             write_revision(self.conn, state, Revision(revision, desired.stack_file, meta))
         elif step.kind == "stack-deploy":
+            if self._survey is not None:
+                # The other nodes ship from the same local registry (its lock is one session's
+                # at a time): the manager's session, and its registry fill, end first.
+                self._end_shipping(wait=True)
             self._distribute()
             self._stack_deploy(list(step.argv))
         elif step.kind == "wait":
@@ -327,11 +333,12 @@ class Pusher:
         image_id = next(i.id for i in desired.images.values() if i.ref == ref)
         self.out.info(self._estimator.describe(image_id, ref))
 
-    def _end_shipping(self) -> None:
-        """Stop the shipping session's registry process and port forward, if one runs."""
+    def _end_shipping(self, *, wait: bool = False) -> None:
+        """Stop the shipping session's registry process, if one runs (``wait``: once its
+        background pushes are done)."""
         shipper, self._shipper = self._shipper, None
         if shipper is not None:
-            shipper.close()
+            shipper.close(wait=wait)
 
     def _create_secrets(self, client: docker.DockerClient, plan: Plan, step: Step,
                         prepared: Prepared) -> None:

@@ -130,7 +130,7 @@ def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
                                f"services.llm-connector.image={new_image}"), capsys)
     assert code == 0, out
     for worker in WORKERS:
-        moved = f"changed: [{worker}] ship-image {pinned(image_id)}  (1 of 4 layers pulled"
+        moved = f"changed: [{worker}] ship-image {pinned(image_id)}  (1 of 4 layers sent"
         assert moved in out, out
         assert image_on(cluster_facts, names[worker], pinned(image_id)) == image_id
     running = stack.running_tasks("llm-connector")

@@ -157,7 +157,7 @@ def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Pa
     stack.set_image(stack.ref)
     pidfile = registry_dir() / "registry.pid"
     run = Watched(stack.argv("push", "--timeout", "120", "-v"),
-                  re.compile(r": \d+(\.\d+)? MB pulled by "))
+                  re.compile(r": \d+(\.\d+)? MB sent to "))
     cut: Cut | None = None
     local_port = 0
     try:
@@ -181,11 +181,11 @@ def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Pa
     out = run.out
     assert code is not None, f"push hung for {took:.0f} s after the cut:\n{out}"
     print(f"push ended {took:.0f} s after the cut")
-    assert "layers pulled" not in out, "the transfer finished before the cut:\n" + out
+    assert "layers sent" not in out, "the transfer finished before the cut:\n" + out
     assert code != 0, out
     assert "Traceback" not in out, out
     assert f"connection lost: {alias}" in out and "stopped answering" in out, out
-    assert re.search(rf"while pulling {re.escape(stack.ref.split(':')[0])}", out), out
+    assert re.search(rf"while sending {re.escape(stack.ref.split(':')[0])}", out), out
     assert "shipping whole images" not in out, "a lost connection is no reason to fall back"
 
     # Nothing deployed, nothing recorded.
@@ -199,7 +199,7 @@ def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Pa
     # The cut run's lock frees itself within its lease (the manager's sshd still keeps that
     # session); then a plain rerun ships and converges.
     code, out = stack.rerun_once_the_lock_is_free()
-    assert "layers pulled" in out, out
+    assert "layers sent" in out, out
     assert stack.sklearn_image() == image_id
     assert stack.sklearn_running()
     assert not (stack.state_dir / "lock").exists()

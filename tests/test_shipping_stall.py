@@ -1,8 +1,8 @@
-"""A pull that stops moving ends, instead of hanging the push: the local registry (a real
-docker-registry process) is frozen with SIGSTOP just as bed-remote's engine starts pulling
-through the SSH forward; after the (shortened) stall limit the shipper gives the pull up, says
-why, ships the whole image with docker save | docker load instead, and leaves no temporary tag
-or registry process behind."""
+"""A local registry that stops answering ends the layer route instead of hanging the push: the
+registry (a real docker-registry process) is frozen with SIGSTOP just as the archive of the
+image's layers starts towards bed-remote; after the (shortened) stall limit the shipper gives
+the route up, says why, ships the whole image with docker save | docker load instead, and leaves
+no temporary tag or registry process behind."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ STALL = 5.0
 
 
 class _Watch(io.StringIO):
-    """The shipper's output; freezes the registry when the target's pull begins."""
+    """The shipper's output; freezes the registry when the layers' archive starts."""
 
     def __init__(self, registry_pidfile: Path) -> None:
         super().__init__()
@@ -41,7 +40,7 @@ class _Watch(io.StringIO):
         self.frozen: int | None = None
 
     def write(self, text: str) -> int:
-        if "$ docker pull 127.0.0.1:" in text and self.frozen is None:
+        if "$ docker load  # on " in text and self.frozen is None:
             self.frozen = int(self.pidfile.read_text())
             os.kill(self.frozen, signal.SIGSTOP)
             # Thawed once the stall limit has passed (so the stop the shipper then sends it
@@ -71,7 +70,7 @@ def image(bed: dict[str, Any], tmp_path: Path) -> Iterator[tuple[str, str]]:
         client.close()
 
 
-def test_a_stalled_pull_is_given_up_and_the_image_ships_whole(
+def test_a_stalled_registry_is_given_up_and_the_image_ships_whole(
     bed: dict[str, Any], image: tuple[str, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -90,8 +89,9 @@ def test_a_stalled_pull_is_given_up_and_the_image_ships_whole(
     out = watch.getvalue()
     assert watch.frozen is not None, out
     assert report.method == "save-load", out
-    assert f"the pull of {ref} made no progress for 5 s" in report.reason, report
-    assert "shipping whole images" in out and "ClientAliveInterval" in out, out
+    assert "the local registry did not serve" in report.reason, report
+    assert "waited up to 5 s" in report.reason or "after 5 s" in report.reason, report
+    assert "shipping whole images" in out, out
     remote = docker.APIClient(base_url=bed["managers"]["remote"]["docker_host"])
     try:
         assert remote.inspect_image(ref)["Id"] == image_id
@@ -103,9 +103,3 @@ def test_a_stalled_pull_is_given_up_and_the_image_ships_whole(
     assert not (registry / "registry.pid").exists()
     with pytest.raises(ProcessLookupError):
         os.kill(watch.frozen, 0)
-    # The given-up pull's reader ended with its own client's connection, not left blocked.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-            t.name == "stream-watchdog" and t.is_alive() for t in threading.enumerate()):
-        time.sleep(0.1)
-    assert not [t for t in threading.enumerate() if t.name == "stream-watchdog" and t.is_alive()]

@@ -89,7 +89,7 @@ def test_registry_config_listens_on_loopback_only(tmp_path: Path) -> None:
 
 def test_report_describes_layers_and_bytes() -> None:
     assert ShipReport("a:b", "layers", 3, 1, 6245, "").describe() == (
-        "1 of 3 layers pulled, 6.2 kB over SSH")
+        "1 of 3 layers sent, 6.2 kB over SSH")
     assert "docker save | docker load, 2.1 GB" in ShipReport(
         "a:b", "save-load", 0, 0, 2_090_000_000, "why").describe()
     assert human(999) == "999 B" and human(1_500_000) == "1.5 MB"

@@ -77,7 +77,7 @@ class SSHConnector(Connector):
 
     @property
     def transport(self) -> paramiko.Transport:
-        """The connection's SSH transport (for port forwards: ``deployer.shipping.forward``)."""
+        """The connection's SSH transport (its channels: jump hosts, the Engine API)."""
         return self._transport
 
     # Connection

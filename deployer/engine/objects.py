@@ -10,7 +10,7 @@ Every function maps the SDK's errors to the project's (``docker_errors``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
@@ -159,3 +159,33 @@ def context_files(root: str, patterns: list[str], dockerfile: str) -> list[str]:
     from docker.utils.build import exclude_paths
 
     return sorted(str(p) for p in exclude_paths(root, patterns, dockerfile=dockerfile))
+
+
+def save_stream(client: docker.DockerClient, refs: Sequence[str],
+                chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    """``docker save REF...``: one archive of several images, each shared layer once (the
+    SDK's ``get_image`` takes one image; this is the same endpoint with several names)."""
+    api = client.api
+    url = f"{api.base_url}/v{api.api_version}/images/get"
+    with docker_errors("local"):
+        response = api.get(url, params=[("names", ref) for ref in refs], stream=True)
+        try:
+            if response.status_code != 200:
+                raise docker.errors.APIError(
+                    f"docker save: {response.status_code} {response.text.strip()}")
+            yield from response.iter_content(chunk_size)
+        finally:
+            response.close()
+
+
+def image_layer_lists(client: docker.DockerClient, host: str) -> list[list[str]]:
+    """The layers (diff IDs, bottom first) of every image on the engine of ``client``."""
+    found: list[list[str]] = []
+    with docker_errors(host):
+        for summary in client.api.images():
+            try:
+                layers = client.api.inspect_image(summary["Id"])["RootFS"].get("Layers")
+            except docker.errors.NotFound:
+                continue  # removed since the listing
+            found.append(list(layers or ()))
+    return found

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import deployer.shipping.registry_blobs as registry_blobs
 from deployer.errors import DeployError
 from deployer.shipping.registry import LocalRegistry
 
@@ -147,6 +148,7 @@ def prune(registry: LocalRegistry, keep: int, *, dry_run: bool = False) -> Prune
     try:
         if not dry_run and report.deleted:
             _garbage_collect(registry)
+            registry_blobs.forget(registry.dir)  # it may name freed blobs
         report.bytes_after = disk_usage(data) if not dry_run else report.bytes_before
     finally:
         registry.unlock()

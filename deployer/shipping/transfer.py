@@ -1,32 +1,42 @@
 """One shipping session: images from the local engine to one target engine, layer by layer.
 
-``Shipper.ship(image_id, ref)`` makes ``ref`` name ``image_id`` on the target. Layer mode pushes
-into the local registry (``registry``), pulls on the target through the SSH forward
-(``forward``), re-tags as ``ref`` and drops the temporary ``127.0.0.1:PORT/...`` tags on both
-engines. If layer mode cannot start or the target cannot pull, it ships with
+``Shipper.ship(image_id, ref)`` makes ``ref`` name ``image_id`` on the target, sending only the
+layers the target lacks (by chain ID) in a ``docker load`` archive over the SSH connection: the
+target needs nothing but its engine and sshd, and nothing stays running there. Two routes:
+
+* from the local registry (``registry``): ``docker push`` into it compresses only the layers it
+  lacks (a code change: one small layer), and the archive carries those blobs;
+* from a ``docker save`` of the image (a first ship: most missing layers have no blob in the
+  registry yet), without the layer files the target has, compressed on every core. The engine's
+  own gzip (one core per layer) would be the bottleneck there. Once shipped, the image is pushed
+  into the local registry in the background, so the next change ships by the first route.
+
+If the registry cannot run, or the target rejects the archive, it ships with
 ``docker save | docker load`` instead and reports why (once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
+import deployer.shipping.archive as archive
+import deployer.shipping.registry_blobs as registry_blobs
 from deployer import ship
 from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import ConnectionLost, DeployError, MlopsError
-from deployer.shipping.forward import ForwardRefused, RemoteForward
 from deployer.shipping.progress import LayerStats, follow, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
-from deployer.shipping.watchdog import watched
+from deployer.shipping.target_layers import TargetLayers, ordered_layers
 
 if TYPE_CHECKING:
     import docker
@@ -35,16 +45,18 @@ if TYPE_CHECKING:
     from deployer.events import Events
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: What to do when the connection dies while an image ships.
 LOST_WHILE_SHIPPING_FIX = (
     "check the network path to the manager (`ssh HOST true`), then rerun: nothing was deployed "
     "yet, and the rerun ships only the layers the manager still lacks")
-#: Progress lines while an image moves, one per this many bytes.
+#: Progress lines while an archive moves, one per this many bytes.
 PROGRESS_STEP = 32 * 1024 * 1024
-#: A pull that sends no progress event for this long is given up (then whole images are
-#: shipped instead). A working pull reports every few hundred kB downloaded or extracted.
+#: A read from the local registry that waits this long is given up (then whole images are
+#: shipped instead): on loopback, a working registry answers in milliseconds.
 STALL_SECONDS = 180.0
+LOAD_ARGV = ["docker", "load", "--quiet"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +67,16 @@ class ShipReport:
     method: Literal["layers", "save-load"]
     layers: int  # layers of the image (0 when unknown: save/load)
     moved: int  # layers transferred to the target
-    bytes: int  # bytes sent towards the target (forwarded registry traffic, or the save stream)
+    bytes: int  # bytes sent towards the target (the archive; shared by a save's images)
     reason: str = ""  # why save/load was used
+    shared_with: int = 0  # other images in the same archive (a first ship's docker save)
 
     def describe(self) -> str:
         if self.method == "layers":
-            return (f"{self.moved} of {self.layers} layers pulled, {human(self.bytes)} "
-                    "over SSH")
+            shared = (f" (one archive with {self.shared_with} other image"
+                      f"{'s' if self.shared_with > 1 else ''})" if self.shared_with else "")
+            return (f"{self.moved} of {self.layers} layers sent, {human(self.bytes)} "
+                    f"over SSH{shared}")
         return f"docker save | docker load, {human(self.bytes)} over SSH"
 
 
@@ -71,6 +86,9 @@ def repository_path(repo: str) -> str:
     if sep and ("." in first or ":" in first or first == "localhost"):
         return rest
     return repo
+
+
+Key = tuple[str, str]  # (image ID, ref)
 
 
 class Shipper:
@@ -85,12 +103,12 @@ class Shipper:
         registry_dir: Path | None = None,
         layers: bool = True,
         registry: LocalRegistry | None = None,
-        pushed: Mapping[tuple[str, str], LayerStats] | None = None,
+        pushed: Mapping[Key, LayerStats] | None = None,
     ) -> None:
         """``registry``: a running local registry shared with other sessions (the nodes of a
         cluster, shipped to in parallel); it is left running by ``close``. Without one, the
         session starts its own. ``pushed``: ``(image_id, ref)`` already in that registry (by
-        ``push_local``), so this session only pulls them."""
+        ``push_local``), so this session only sends them."""
         self.local = local
         self.conn = conn
         self.host = conn.host
@@ -99,14 +117,16 @@ class Shipper:
         self._want_layers = layers
         self._registry: LocalRegistry | None = None
         self._shared = registry
-        self._forward: RemoteForward | None = None
+        self._index: registry_blobs.LayerIndex | None = None
         self._opened = False
-        # Pushes into the local registry run ahead (two at a time) while the target pulls.
+        # Pushes into the local registry run ahead (two at a time) while archives are sent.
         self._pusher: PushQueue | None = None
         self._pushed = dict(pushed or {})
-        # The target's pull client: opened in the background with the session, kept while its
-        # pulls work (a stalled one closes it), closed with the session.
-        self._puller: Future[docker.DockerClient] | None = None
+        self._target: Future[TargetLayers] | None = None
+        self._layers: dict[str, list[str]] = {}
+        self._from_save: list[Key] = []  # routed to the docker save route, not yet sent
+        self._sent: dict[Key, ShipReport] = {}  # sent with another image's archive
+        self._filling: list[Future[LayerStats]] = []
         #: Why this session ships whole images (None: layer mode).
         self.fallback_reason: str | None = None
         self.reports: list[ShipReport] = []
@@ -117,12 +137,8 @@ class Shipper:
         if self._opened:
             return
         self._opened = True
-        transport = getattr(self.conn, "transport", None)
         if not self._want_layers:
             self._fall_back("layer shipping is turned off")
-            return
-        if transport is None:
-            self._fall_back(f"{self.host} is not reached over SSH (no port forward)")
             return
         registry = self._shared or LocalRegistry(self._registry_dir)
         if self._shared is None:
@@ -133,77 +149,106 @@ class Shipper:
                 return
             self.events.info(f"local registry on {registry.address} (data in {registry.dir})",
                              level=1)
-        try:
-            forward = RemoteForward(transport, registry.port, self.host)
-        except ForwardRefused as exc:
-            if self._shared is None:
-                registry.stop()
-            self._fall_back(exc.render())
-            return
-        self.events.info(f"{self.host}: 127.0.0.1:{forward.port} forwarded to the local "
-                         "registry", level=1)
-        self._registry, self._forward = registry, forward
-        # Its channel and `docker system dial-stdio` on the target cost about 0.15 s: paid
-        # while the first image is pushed into the local registry, not after.
-        self._puller = in_background(self.conn.stream_client)
+        self._registry = registry
+        self._index = registry_blobs.LayerIndex(registry.dir)
+        # What the target has, read while the first image is pushed into the local registry.
+        self._target = in_background(lambda: TargetLayers(self.conn.docker_client(), self.host))
 
     def _fall_back(self, reason: str) -> None:
         self.fallback_reason = reason
         self.events.info(f"shipping whole images (docker save | docker load): {reason}")
 
-    def prepare(self, images: Iterable[tuple[str, str]]) -> None:
-        """Start pushing ``(image_id, ref)`` pairs into the local registry, in order, in the
-        background: the target pulls one image while the next one is compressed and pushed."""
+    def _layers_of(self, image_id: str) -> list[str]:
+        if image_id not in self._layers:
+            self._layers[image_id] = ordered_layers(self.local, image_id)
+        return self._layers[image_id]
+
+    def prepare(self, images: Iterable[Key]) -> None:
+        """Route each ``(image_id, ref)`` and start pushing those that ship from the local
+        registry into it, in order, in the background (the next one is compressed while one
+        is sent)."""
         self._open()
-        if self._registry is None:
+        if self._registry is None or self._target is None or self._index is None:
             return
+        target = self._target.result()
+        for image_id, ref in images:
+            key = (image_id, ref)
+            if key in self._pushed or key in self._from_save or key in self._sent:
+                continue
+            missing = target.missing(self._layers_of(image_id))
+            # A code change misses one new layer on top of layers the registry has: pushing
+            # compresses that one. A first ship misses layers below it that the registry lacks
+            # too: the engine would gzip all of them on one core each, so a save is faster.
+            layers = self._layers_of(image_id)
+            if any(not self._index.has(layers[i]) for i in missing[:-1]):
+                self._from_save.append(key)
+            else:
+                self._queue().submit(image_id, ref)
+
+    def _queue(self) -> PushQueue:
         if self._pusher is None:
             registry = self._registry
+            assert registry is not None
             self._pusher = PushQueue(
                 lambda image_id, ref: self._push_local(image_id, ref, registry),
-                lambda image_id: image_layers(self.local, image_id))
-        self._pusher.submit_all(images)
+                lambda image_id: frozenset(self._layers_of(image_id)))
+        return self._pusher
 
-    def close(self) -> None:
-        """Cancel the forward and stop the registry process (by its pidfile). Safe twice."""
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the registry process (by its pidfile). ``wait``: let the background pushes of
+        the images shipped from a save finish first (else those not started are dropped: the
+        next ship from a save pushes them again). Safe twice."""
+        filling, self._filling = self._filling, []
+        if wait:
+            for future in filling:
+                with contextlib.suppress(Exception):  # a cache: a failed push costs speed only
+                    future.result()
         pusher, self._pusher = self._pusher, None
         if pusher is not None:
             pusher.close()
-        self._drop_puller()
-        forward, self._forward = self._forward, None
+        if self._index is not None:
+            self._index.save()
         registry, self._registry = self._registry, None
-        try:
-            if forward is not None:
-                forward.close()
-        finally:
-            if registry is not None and registry is not self._shared:
-                registry.stop()
+        if registry is not None and registry is not self._shared:
+            registry.stop()
 
     def __enter__(self) -> Shipper:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(wait=exc[0] is None)
 
     # -- one image -----------------------------------------------------------------------------
 
     def ship(self, image_id: str, ref: str) -> ShipReport:
         """Make ``ref`` name ``image_id`` on the target engine."""
+        key = (image_id, ref)
+        report = None
         self._open()
-        report: ShipReport | None = None
-        if self._registry is not None and self._forward is not None:
+        if self._registry is not None:
             try:
-                report = self._ship_layers(image_id, ref, self._registry, self._forward)
+                self.prepare([key])
+                report = self._sent.pop(key, None)
+                if report is not None:
+                    pass
+                elif key in self._from_save:
+                    self._ship_saved(key)
+                    report = self._sent.pop(key)
+                else:
+                    report = self._ship_layers(image_id, ref, self._registry)
             except ConnectionLost:
                 # No fallback over a dead connection: it would only fail again, less clearly.
                 self.close()
                 raise
             except MlopsError as exc:
-                # The target could not pull (an old engine, a proxy in the way): whole images
-                # for the rest of this session.
+                # The target rejected the archive (an old engine), the registry stalled: whole
+                # images for the rest of this session.
                 self.close()
-                self._fall_back(f"{self.host} could not pull from the forwarded registry: "
-                                f"{exc}")
+                lost = self.conn.lost()
+                if lost is not None:
+                    raise ConnectionLost(self.host, f"{lost}, while sending {ref}",
+                                         fix=LOST_WHILE_SHIPPING_FIX) from exc
+                self._fall_back(f"layer shipping to {self.host} failed: {exc}")
         if report is None:
             report = self._ship_whole(image_id, ref)
         self.reports.append(report)
@@ -217,86 +262,118 @@ class Shipper:
             on_progress=lambda n: self.events.info(f"{ref}: {human(n)} sent"))
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
-    def _stall_text(self, ref: str, crossed: int) -> str:
-        return (f"{self.host}: the pull of {ref} made no progress for {STALL_SECONDS:.0f} s "
-                f"({human(crossed)} had crossed); its engine may be stuck on earlier downloads "
-                "(of SSH sessions cut before: `ClientAliveInterval 15` in the manager's "
-                "sshd_config ends those; restarting its dockerd clears them)")
-
-    def _take_puller(self) -> docker.DockerClient:
-        pending, self._puller = self._puller, None
-        return pending.result() if pending is not None else self.conn.stream_client()
-
-    def _drop_puller(self) -> None:
-        pending, self._puller = self._puller, None
-        if pending is None:
-            return
-        with contextlib.suppress(Exception):  # failed to open: nothing to close
-            pending.result().close()
-
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
-        return push_local(self.local, self.events, image_id, ref, registry)
+        stats = push_local(self.local, self.events, image_id, ref, registry)
+        if self._index is not None:
+            repo, tag = ship.split_ref(ref)
+            with contextlib.suppress(MlopsError):  # only the route of a later ship depends on it
+                self._index.record(self._layers_of(image_id), registry_blobs.manifest(
+                    registry.address, repository_path(repo), tag))
+        return stats
 
-    def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry,
-                     forward: RemoteForward) -> ShipReport:
-        repo, tag = ship.split_ref(ref)
-        path = repository_path(repo)
-        pulled_repo = f"127.0.0.1:{forward.port}/{path}"
+    def _load(self, what: str, chunks: Iterable[bytes]) -> int:
+        """Send a ``docker load`` archive; returns its size."""
+        sent = [0]
         say = self.events.info
-        future = self._pusher.pop(image_id, ref) if self._pusher is not None else None
-        done = self._pushed.get((image_id, ref))
-        pushed = (done if done is not None else future.result() if future is not None
-                  else self._push_local(image_id, ref, registry))
-        say(f"{ref}: {len(pushed.moved)} of {pushed.layers} layers pushed to the local "
-            f"registry ({human(pushed.total_bytes)} uncompressed)")
-        # The target side: pull through the forward, only layers the engine lacks.
-        client = self.conn.docker_client()
-        before = forward.bytes_to_target
-        next_report = [before + PROGRESS_STEP]
 
-        def progress(stats: LayerStats) -> None:
-            sent = forward.bytes_to_target
-            if sent >= next_report[0]:
-                say(f"{ref}: {human(sent - before)} pulled by {self.host}")
-                next_report[0] = sent + PROGRESS_STEP
+        def counted() -> Iterator[bytes]:
+            next_report = PROGRESS_STEP
+            for chunk in chunks:
+                sent[0] += len(chunk)
+                yield chunk
+                if sent[0] >= next_report:
+                    say(f"{what}: {human(sent[0])} sent to {self.host}")
+                    next_report = sent[0] + PROGRESS_STEP
 
-        say(f"$ docker pull {pulled_repo}:{tag}  # on {self.host}", level=1)
         try:
-            with docker_errors(self.host):
-                # On a client of its own: a stalled pull is ended by closing it (the engine
-                # drops a pull whose client went away), rather than left blocking a thread.
-                puller = self._take_puller()
-                try:
-                    stream = watched(
-                        lambda: puller.api.pull(pulled_repo, tag=tag, stream=True,
-                                                decode=True),
-                        STALL_SECONDS,
-                        lambda: self._stall_text(ref, forward.bytes_to_target - before))
-                    pulled = follow(stream, pull=True, on_event=progress)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        puller.close()
-                    raise
-                self._puller = already(puller)  # for the next image of the session
-                got = str(client.api.inspect_image(f"{pulled_repo}:{tag}")["Id"])
-                if got != image_id:
-                    raise DeployError(f"{self.host}: pulled {pulled_repo}:{tag} is {got}, "
-                                      f"expected {image_id}")
-                say(f"$ docker tag {pulled_repo}:{tag} {ref}  # on {self.host}", level=1)
-                client.api.tag(image_id, repo, tag)
-                objects.untag(client.api, f"{pulled_repo}:{tag}")
+            self.conn.run(LOAD_ARGV, stdin=counted())
         except MlopsError as exc:
             lost = self.conn.lost()
             if lost is None:
                 raise
             raise ConnectionLost(
-                self.host,
-                f"{lost}, while pulling {ref} from the forwarded registry "
-                f"({human(forward.bytes_to_target - before)} of its {len(pushed.moved)} new "
-                f"layer(s), {human(pushed.total_bytes)} uncompressed, had crossed)",
+                self.host, f"{lost}, while sending {what} ({human(sent[0])} had crossed)",
                 fix=LOST_WHILE_SHIPPING_FIX) from exc
-        sent = forward.bytes_to_target - before
-        return ShipReport(ref, "layers", pulled.layers, len(pulled.moved), sent)
+        return sent[0]
+
+    def _check_loaded(self, image_id: str, ref: str) -> None:
+        got = objects.image_id(self.conn.docker_client(), ref, self.host)
+        if got != image_id:
+            raise DeployError(f"{self.host}: {ref} is {got} after docker load, expected "
+                              f"{image_id}")
+
+    def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry) -> ShipReport:
+        """From the local registry: its blobs of the layers the target lacks."""
+        assert self._target is not None
+        repo, tag = ship.split_ref(ref)
+        path = repository_path(repo)
+        key = (image_id, ref)
+        future = self._pusher.pop(image_id, ref) if self._pusher is not None else None
+        done = self._pushed.get(key)
+        pushed = (done if done is not None else future.result() if future is not None
+                  else self._push_local(image_id, ref, registry))
+        self.events.info(f"{ref}: {len(pushed.moved)} of {pushed.layers} layers pushed to the "
+                         f"local registry ({human(pushed.total_bytes)} uncompressed)")
+        found = registry_blobs.manifest(registry.address, path, tag)
+        config = registry_blobs.blob(registry.address, path, found.config.digest)
+        if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+            raise DeployError(f"the local registry's {path}:{tag} is not image {image_id[:19]}")
+        layers = self._layers_of(image_id)
+        if len(found.layers) != len(layers):
+            raise DeployError(f"the local registry's {path}:{tag} has {len(found.layers)} "
+                              f"layers, the image {len(layers)}")
+        target = self._target.result()
+        missing = set(target.missing(layers))
+        files = [_blob_file(registry.address, path, blob) if index in missing else None
+                 for index, blob in enumerate(found.layers)]
+        self.events.info(f"$ docker load  # on {self.host}: {len(missing)} layer(s) of {ref} "
+                         "from the local registry", level=1)
+        sent = self._load(ref, archive.load_archive(config, [ref], files))
+        self._check_loaded(image_id, ref)
+        target.add(layers)
+        return ShipReport(ref, "layers", len(layers), len(missing), sent)
+
+    def _ship_saved(self, first: Key) -> None:
+        """From one ``docker save`` of every image routed so: without the layer files the
+        target has, gzip on every core. Then pushed into the local registry meanwhile."""
+        assert self._target is not None
+        batch, self._from_save = self._from_save, []
+        target = self._target.result()
+        refs = [ref for _, ref in batch]
+        for image_id, ref in batch:
+            ship.ensure_local_tag(self.local, image_id, ref)
+        moved = {key: len(target.missing(self._layers_of(key[0]))) for key in batch}
+        present = target.has_any({c for key in batch
+                                  for c in archive.chain_ids(self._layers_of(key[0]))})
+        skipped: list[int] = []
+
+        def has(folder: str, layer_json: bytes) -> bool:
+            return any(folder in archive.v1_layer_ids(layer_json, c) for c in present)
+
+        what = refs[0] if len(refs) == 1 else f"{len(refs)} images"
+        self.events.info(f"$ docker save {' '.join(refs)} | gzip -{archive.LEVEL} | ssh "
+                         f"{self.host} docker load  # without the layers {self.host} has",
+                         level=1)
+        sent = self._load(what, archive.gzip_blocks(archive.without_layers(
+            objects.save_stream(self.local, refs), has, skipped.append)))
+        self.events.info(f"{what}: {human(sent)} sent, {len(skipped)} layer(s) the target has "
+                         f"left out ({human(sum(skipped))} uncompressed)")
+        for number, key in enumerate(batch):
+            self._check_loaded(*key)
+            target.add(self._layers_of(key[0]))
+            layers = len(self._layers_of(key[0]))
+            self._sent[key] = ShipReport(key[1], "layers", layers, moved[key],
+                                         sent if number == 0 else 0,
+                                         shared_with=len(batch) - 1)
+        # The next change of these images ships from the registry: fill it while the stack
+        # is deployed (the session waits for it when it closes normally).
+        queue = self._queue()
+        self._filling += [queue.submit(*key) for key in batch]
+
+
+def _blob_file(address: str, path: str, blob: registry_blobs.Blob) -> archive.LayerFile:
+    return archive.LayerFile(blob.size, lambda: registry_blobs.blob_chunks(
+        address, path, blob.digest, STALL_SECONDS))
 
 
 def image_layers(local: docker.DockerClient, image_id: str) -> frozenset[str]:
@@ -322,21 +399,15 @@ def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: s
             objects.untag(local.api, f"{pushed_repo}:{tag}")
 
 
-def in_background(open_client: Callable[[], docker.DockerClient]) -> Future[docker.DockerClient]:
-    """``open_client()`` on a thread of its own; its result (or error) in the future."""
-    future: Future[docker.DockerClient] = Future()
+def in_background(call: Callable[[], T]) -> Future[T]:
+    """``call()`` on a thread of its own; its result (or error) in the future."""
+    future: Future[T] = Future()
 
     def run() -> None:
         try:
-            future.set_result(open_client())
-        except BaseException as exc:  # noqa: BLE001 - raised where the client is taken
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - raised where the result is taken
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="open-puller", daemon=True).start()
-    return future
-
-
-def already(client: docker.DockerClient) -> Future[docker.DockerClient]:
-    future: Future[docker.DockerClient] = Future()
-    future.set_result(client)
+    threading.Thread(target=run, name="ship-survey", daemon=True).start()
     return future

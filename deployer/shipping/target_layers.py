@@ -1,0 +1,51 @@
+"""Which layers a target engine has, by chain ID, and which of an image's it lacks.
+
+A ``docker load`` archive needs files only for the layers the target lacks; the target's layer
+store is keyed by chain ID (a layer and every layer below it), so a layer is there when some
+image on the target has the same stack of layers up to it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from deployer.engine import objects
+from deployer.engine.client import docker_errors
+from deployer.shipping.archive import chain_ids
+
+if TYPE_CHECKING:
+    import docker
+
+
+def ordered_layers(client: docker.DockerClient, image_id: str, host: str = "local") -> list[str]:
+    """The image's layers (diff IDs), bottom first."""
+    with docker_errors(host):
+        return list(client.api.inspect_image(image_id)["RootFS"].get("Layers") or ())
+
+
+class TargetLayers:
+    """The chain IDs of every image on one engine, read once, then kept up to date with what
+    this session loads there."""
+
+    def __init__(self, client: docker.DockerClient, host: str) -> None:
+        self._lock = threading.Lock()
+        chains: set[str] = set()
+        for layers in objects.image_layer_lists(client, host):
+            chains.update(chain_ids(layers))
+        self._chains = chains
+
+    def missing(self, diff_ids: Sequence[str]) -> list[int]:
+        """Indexes of the layers the target lacks (a top part of the stack)."""
+        with self._lock:
+            return [index for index, chain in enumerate(chain_ids(diff_ids))
+                    if chain not in self._chains]
+
+    def has_any(self, chains: Iterable[str]) -> set[str]:
+        with self._lock:
+            return {chain for chain in chains if chain in self._chains}
+
+    def add(self, diff_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._chains.update(chain_ids(diff_ids))
