@@ -18,9 +18,9 @@ import pytest
 from deployer.cli import main
 from deployer.engine.client import local_client
 from deployer.output import Reporter
+from deployer.shipping.local_push import push_local
 from deployer.shipping.registry import DIR_ENV, LocalRegistry
 from deployer.shipping.registry_gc import disk_usage, list_images
-from deployer.shipping.transfer import push_local
 
 pytestmark = [pytest.mark.e2e]
 

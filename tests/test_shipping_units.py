@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from deployer.shipping.local_push import repository_path
 from deployer.shipping.progress import StreamError, follow, human
 from deployer.shipping.registry import config_text
-from deployer.shipping.transfer import ShipReport, repository_path
+from deployer.shipping.transfer import ShipReport
 
 # Recorded from docker 20.10 (pull of an image whose base the engine had, one new layer).
 PULL: list[dict[str, Any]] = [

@@ -199,8 +199,8 @@ class NodeShipping:
             close_checks(checks)
 
     def _push_once(self, images: set[tuple[str, str]]) -> dict[tuple[str, str], LayerStats]:
+        from deployer.shipping.local_push import image_layers, push_local
         from deployer.shipping.push_queue import run_all
-        from deployer.shipping.transfer import image_layers, push_local
 
         registry = self.registry
         if registry is None:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from deployer import ship
 from deployer.engine.client import docker_errors
 from deployer.errors import ConfigError, DeployError, DockerError, MlopsError
+from deployer.shipping.local_push import repository_path
 from deployer.shipping.progress import follow, human
-from deployer.shipping.transfer import repository_path
 
 if TYPE_CHECKING:
     import docker

@@ -31,9 +31,9 @@ import deployer.shipping.archive as archive
 import deployer.shipping.registry_blobs as registry_blobs
 from deployer import ship
 from deployer.engine import objects
-from deployer.engine.client import docker_errors
 from deployer.errors import ConnectionLost, DeployError, MlopsError
-from deployer.shipping.progress import LayerStats, follow, human
+from deployer.shipping.local_push import push_local, repository_path
+from deployer.shipping.progress import LayerStats, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
 from deployer.shipping.target_layers import TargetLayers, ordered_layers
@@ -78,14 +78,6 @@ class ShipReport:
             return (f"{self.moved} of {self.layers} layers sent, {human(self.bytes)} "
                     f"over SSH{shared}")
         return f"docker save | docker load, {human(self.bytes)} over SSH"
-
-
-def repository_path(repo: str) -> str:
-    """``repo`` without a registry host (``ghcr.io/a/b`` -> ``a/b``; ``mlops/x`` unchanged)."""
-    first, sep, rest = repo.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return rest
-    return repo
 
 
 Key = tuple[str, str]  # (image ID, ref)
@@ -199,6 +191,10 @@ class Shipper:
         the images shipped from a save finish first (else those not started are dropped: the
         next ship from a save pushes them again). Safe twice."""
         filling, self._filling = self._filling, []
+        if wait and not all(future.done() for future in filling):
+            self.events.info(f"{len(filling)} image(s) first shipped from a save: waiting for "
+                             "their push into the local registry (the next change ships from "
+                             "there)")
         if wait:
             for future in filling:
                 with contextlib.suppress(Exception):  # a cache: a failed push costs speed only
@@ -374,29 +370,6 @@ class Shipper:
 def _blob_file(address: str, path: str, blob: registry_blobs.Blob) -> archive.LayerFile:
     return archive.LayerFile(blob.size, lambda: registry_blobs.blob_chunks(
         address, path, blob.digest, STALL_SECONDS))
-
-
-def image_layers(local: docker.DockerClient, image_id: str) -> frozenset[str]:
-    """The image's layers (diff IDs) on the local engine."""
-    with docker_errors("local"):
-        return frozenset(local.api.inspect_image(image_id)["RootFS"].get("Layers") or ())
-
-
-def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: str,
-               registry: LocalRegistry) -> LayerStats:
-    """``docker push`` into the local registry: only layers it lacks are compressed and
-    uploaded. The temporary ``127.0.0.1:PORT/...`` tag is removed again."""
-    repo, tag = ship.split_ref(ref)
-    pushed_repo = f"{registry.address}/{repository_path(repo)}"
-    events.info(f"$ docker tag {image_id} {pushed_repo}:{tag}", level=1)
-    events.info(f"$ docker push {pushed_repo}:{tag}", level=1)
-    with docker_errors("local"):
-        local.api.tag(image_id, pushed_repo, tag)
-        try:
-            return follow(local.api.push(pushed_repo, tag, stream=True, decode=True),
-                          pull=False)
-        finally:
-            objects.untag(local.api, f"{pushed_repo}:{tag}")
 
 
 def in_background(call: Callable[[], T]) -> Future[T]:
