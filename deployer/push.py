@@ -195,6 +195,9 @@ class Pusher:
             "outcome": "deploying",
         }
         for step in plan.steps:
+            if step.kind != "ship-image" and self._shipper is not None \
+                    and not self._shipper.filling:
+                self._end_shipping()  # ship steps come first: nothing stays up past them
             lock.check()
             try:
                 self._step(step, plan, prepared, state, client, meta)
@@ -262,13 +265,14 @@ class Pusher:
                               "during the push")
         from deployer.shipping import Shipper
 
-        if self._shipper is None:
-            self._shipper = Shipper(self.local, self.conn, self.out)
-            # Every image of the plan starts pushing into the local registry now; the target
-            # pulls each one while the next is pushed.
-            ids = {i.ref: i.id for i in desired.images.values()}
-            self._shipper.prepare((ids[s.target], s.target) for s in plan.of_kind("ship-image"))
         try:
+            if self._shipper is None:
+                self._shipper = Shipper(self.local, self.conn, self.out)
+                # Every image of the plan is routed, and those shipping from the local registry
+                # start going into it now: one is sent while the next is pushed.
+                ids = {i.ref: i.id for i in desired.images.values()}
+                self._shipper.prepare((ids[s.target], s.target)
+                                      for s in plan.of_kind("ship-image"))
             shipped = self._shipper.ship(image.id, ref)
         except BaseException:
             self._end_shipping()

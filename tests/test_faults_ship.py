@@ -2,12 +2,12 @@
 
 A stand-in stack runs on bed-remote (revision 1). The next push gives sklearn-model an image the
 manager lacks: the stand-in plus a generated layer of random bytes (incompressible, so the
-transfer lasts), built on the local engine. Once the manager's pull through the forwarded local
-registry is under way (the push reports bytes pulled), iptables drops that one TCP connection,
-as a pulled cable would. Expected:
+transfer lasts), built on the local engine. Once its layer's archive is under way to the manager
+(the push reports bytes sent), iptables drops that one TCP connection, as a pulled cable would.
+Expected:
 
 * the run ends (bounded by the Engine API's read timeout, no hang in the cleanup) with an error
-  naming the host and what was happening (the image being pulled), no traceback;
+  naming the host and what was happening (the image being sent), no traceback;
 * nothing deployed: the service still runs revision 1's image, no revision 2 recorded;
 * no registry process left (the pid its pidfile named is gone) and no temporary
   ``127.0.0.1:PORT/...`` tag on either engine;
@@ -15,10 +15,9 @@ as a pulled cable would. Expected:
   the rerun ships the image and converges.
 
 The manager's side of the cut connection is not ours to end: its sshd keeps the session (and
-the forward, and the engine's stalled download through it) until it notices the client is gone,
-which without ClientAliveInterval in its sshd_config takes hours. The test ends that session by
-its PID afterwards (``end_manager_session``), as the shared bed engine would otherwise lose a
-download slot per run.
+the half-fed docker load in it) until it notices the client is gone, which without
+ClientAliveInterval in its sshd_config takes hours. The test ends that session by its PID
+afterwards (``end_manager_session``), as the shared bed would otherwise keep one per run.
 """
 
 from __future__ import annotations
@@ -83,8 +82,7 @@ def remove_images(docker_host: str) -> None:
 def end_manager_session(manager_ip: str, local_port: int) -> None:
     """End the manager's sshd session of the cut connection (by its PID), as its sshd would
     once it noticed. Without ClientAliveInterval it does not for hours, and until then the
-    session keeps its forward open and the engine's download through it stalled, holding one
-    of the engine's 3 download slots: three cuts and every pull on the shared bed queues."""
+    session keeps its half-fed docker load (and its temporary files) on the shared bed."""
     out = subprocess.run(["ip", "netns", "exec", NETNS, "ss", "-Htnp", "state", "established",
                           "src", f"{manager_ip}:22", "dport", "=", f":{local_port}"],
                          capture_output=True, text=True, check=True, timeout=20).stdout
@@ -163,7 +161,7 @@ def test_connection_cut_while_an_image_ships(ship_stack: ShipStack, tmp_path: Pa
     try:
         if not run.triggered.wait(240) or run.proc.poll() is not None:
             run.finish(timeout=1)
-            raise AssertionError("push never got to pulling, or ended before the cut:\n"
+            raise AssertionError("push never got to sending, or ended before the cut:\n"
                                  + run.out)
         registry_pid = int(pidfile.read_text().strip())
         local_port = _ssh_port_of(run.proc.pid, manager_ip)

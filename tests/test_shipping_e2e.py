@@ -1,6 +1,7 @@
 """Layer-level image shipping on the test bed: the local engine -> the namespace manager over
-real SSH, through a real registry process and a real remote port forward. Assertions are on
-bytes (the namespace link's counter and the forward's), never on time."""
+real SSH, through a real registry process, as docker load archives of the layers the manager
+lacks. Assertions are on bytes (the namespace link's counter and the archive's), never on
+time."""
 
 from __future__ import annotations
 
@@ -139,8 +140,8 @@ def test_only_missing_layers_cross_the_wire(
     report = ship(bed["ssh_config"], first_id, first, out)
     assert report.method == "layers", "".join(out)
     assert api.inspect_image(first)["Id"] == first_id
-    # The temporary 127.0.0.1:PORT/... tags are gone from the target.
-    assert not [t for i in api.images() for t in (i.get("RepoTags") or ())
+    # The temporary 127.0.0.1:PORT/... tag of the push into the local registry is gone.
+    assert not [t for i in docker.APIClient().images() for t in (i.get("RepoTags") or ())
                 if t.startswith("127.0.0.1:") and f"/{REPO_PREFIX}/" in t]
 
     # (1) The same image again: no layer moves, only the manifest (a few kB) crosses.
@@ -305,7 +306,6 @@ def test_layers_ship_where_sshd_allows_no_forwarding(
     assert report.method == "layers" and report.moved == 0 and report.layers >= 2, text
     assert report.bytes < 64_000, report
     assert "docker save | docker load" not in text and "shipping whole images" not in text
-    assert docker.APIClient().inspect_image(ref)["Id"] == image_id
     assert registry_processes() == []
 
 

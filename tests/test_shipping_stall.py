@@ -95,8 +95,8 @@ def test_a_stalled_registry_is_given_up_and_the_image_ships_whole(
     remote = docker.APIClient(base_url=bed["managers"]["remote"]["docker_host"])
     try:
         assert remote.inspect_image(ref)["Id"] == image_id
-        temp = [t for i in remote.images() for t in i.get("RepoTags") or ()
-                if t.startswith("127.0.0.1:") and "dp-stall/" in t]
+        temp = [t for i in docker.APIClient(base_url=bed["docker_host"]).images()
+                for t in i.get("RepoTags") or () if t.startswith("127.0.0.1:") and "dp-stall/" in t]
         assert temp == []
     finally:
         remote.close()

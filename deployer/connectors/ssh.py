@@ -255,7 +255,13 @@ class SSHConnector(Connector):
         returncode = channel.recv_exit_status()
         if feeder_error:
             exc = feeder_error[0]
-            if isinstance(exc, OSError | paramiko.SSHException | EOFError):
+            channel_failed = isinstance(exc, OSError | paramiko.SSHException | EOFError)
+            if channel_failed and returncode > 0 and self._transport.is_active():
+                # The command exited (rejecting its input, say) while it was being fed: its
+                # own error, not the connection's, is the cause.
+                return RunResult(returncode, out.decode(errors="replace"),
+                                 err.decode(errors="replace"))
+            if channel_failed:
                 raise self._lost(exc)
             raise exc
         return RunResult(returncode, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -47,7 +47,7 @@ def _header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mode = 0o644
-    return info.tobuf(tarfile.USTAR_FORMAT)
+    return info.tobuf(tarfile.GNU_FORMAT)  # (GNU: sizes of 8 GiB and more too)
 
 
 def _pad(size: int) -> bytes:
@@ -113,6 +113,9 @@ class _Reader:
             yield piece
 
 
+_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME,
+             tarfile.GNUTYPE_LONGLINK, tarfile.SOLARIS_XHDTYPE)
+
 #: ``skip(layer_dir, layer_json)``: whether the target has the layer that ``docker save`` wrote
 #: as ``layer_dir/`` (its v1 ``json`` file comes before its ``layer.tar``).
 Skip = Callable[[str, bytes], bool]
@@ -130,6 +133,13 @@ def without_layers(save: Iterable[bytes], skip: Skip,
             yield block + reader.read(1 << 30) if block else b""
             return
         info = tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+        if info.type in _EXTENDED:
+            # A long name or a size beyond the header's field (a layer of 8 GiB and more)
+            # follows: the rest passes as it is, nothing more left out.
+            yield block
+            while chunk := reader.read(1024 * 1024):
+                yield chunk
+            return
         size = info.size
         padded = size + (-size % RECORD)
         folder, _, base = info.name.rstrip("/").rpartition("/")

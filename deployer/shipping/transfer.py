@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
@@ -162,7 +163,11 @@ class Shipper:
         self._open()
         if self._registry is None or self._target is None or self._index is None:
             return
-        target = self._target.result()
+        try:
+            target = self._target.result()
+        except MlopsError as exc:
+            self._give_up(exc, "reading which layers it has")
+            return
         for image_id, ref in images:
             key = (image_id, ref)
             if key in self._pushed or key in self._from_save or key in self._sent:
@@ -191,22 +196,32 @@ class Shipper:
         the images shipped from a save finish first (else those not started are dropped: the
         next ship from a save pushes them again). Safe twice."""
         filling, self._filling = self._filling, []
+        self._from_save = []  # a closed session sends nothing more by layers
         if wait and not all(future.done() for future in filling):
             self.events.info(f"{len(filling)} image(s) first shipped from a save: waiting for "
                              "their push into the local registry (the next change ships from "
                              "there)")
-        if wait:
-            for future in filling:
+        try:
+            for future in filling if wait else ():
                 with contextlib.suppress(Exception):  # a cache: a failed push costs speed only
                     future.result()
-        pusher, self._pusher = self._pusher, None
-        if pusher is not None:
-            pusher.close()
-        if self._index is not None:
-            self._index.save()
-        registry, self._registry = self._registry, None
-        if registry is not None and registry is not self._shared:
-            registry.stop()
+        finally:
+            # Also on Ctrl-C during that wait: the registry process must not outlive the run.
+            pusher, self._pusher = self._pusher, None
+            try:
+                if pusher is not None:
+                    pusher.close()
+            finally:
+                if self._index is not None:
+                    self._index.save()
+                registry, self._registry = self._registry, None
+                if registry is not None and registry is not self._shared:
+                    registry.stop()
+
+    @property
+    def filling(self) -> bool:
+        """Whether images shipped from a save are still being pushed into the local registry."""
+        return any(not future.done() for future in self._filling)
 
     def __enter__(self) -> Shipper:
         return self
@@ -223,32 +238,33 @@ class Shipper:
         self._open()
         if self._registry is not None:
             try:
-                self.prepare([key])
+                self.prepare([key])  # (it may fall back: then _registry is None)
                 report = self._sent.pop(key, None)
-                if report is not None:
-                    pass
-                elif key in self._from_save:
+                if report is None and key in self._from_save and self._registry is not None:
                     self._ship_saved(key)
                     report = self._sent.pop(key)
-                else:
+                elif report is None and self._registry is not None:
                     report = self._ship_layers(image_id, ref, self._registry)
             except ConnectionLost:
                 # No fallback over a dead connection: it would only fail again, less clearly.
                 self.close()
                 raise
             except MlopsError as exc:
-                # The target rejected the archive (an old engine), the registry stalled: whole
-                # images for the rest of this session.
-                self.close()
-                lost = self.conn.lost()
-                if lost is not None:
-                    raise ConnectionLost(self.host, f"{lost}, while sending {ref}",
-                                         fix=LOST_WHILE_SHIPPING_FIX) from exc
-                self._fall_back(f"layer shipping to {self.host} failed: {exc}")
+                self._give_up(exc, f"sending {ref}")
         if report is None:
             report = self._ship_whole(image_id, ref)
         self.reports.append(report)
         return report
+
+    def _give_up(self, exc: MlopsError, doing: str) -> None:
+        """Layer shipping failed: the connection died (raised), or the target rejected the
+        archive, the registry stalled (whole images for the rest of this session)."""
+        self.close()
+        lost = self.conn.lost()
+        if lost is not None:
+            raise ConnectionLost(self.host, f"{lost}, while {doing}",
+                                 fix=LOST_WHILE_SHIPPING_FIX) from exc
+        self._fall_back(f"layer shipping to {self.host} failed: {exc}")
 
     def _ship_whole(self, image_id: str, ref: str) -> ShipReport:
         ship.ensure_local_tag(self.local, image_id, ref)
@@ -283,6 +299,8 @@ class Shipper:
 
         try:
             self.conn.run(LOAD_ARGV, stdin=counted())
+        except (ValueError, tarfile.TarError) as exc:  # an image stream we cannot parse
+            raise DeployError(f"the archive of {what} could not be written: {exc}") from exc
         except MlopsError as exc:
             lost = self.conn.lost()
             if lost is None:
@@ -339,8 +357,14 @@ class Shipper:
         for image_id, ref in batch:
             ship.ensure_local_tag(self.local, image_id, ref)
         moved = {key: len(target.missing(self._layers_of(key[0]))) for key in batch}
-        present = target.has_any({c for key in batch
-                                  for c in archive.chain_ids(self._layers_of(key[0]))})
+        # docker save writes a diff ID's file once and links every later folder of the same
+        # diff ID to it: a layer the target has is left out only if no missing one shares it.
+        needed = {self._layers_of(key[0])[i] for key in batch
+                  for i in target.missing(self._layers_of(key[0]))}
+        diff_of = {chain: diff for key in batch for chain, diff in
+                   zip(archive.chain_ids(self._layers_of(key[0])), self._layers_of(key[0]),
+                       strict=True)}
+        present = {chain for chain in target.has_any(diff_of) if diff_of[chain] not in needed}
         skipped: list[int] = []
 
         def has(folder: str, layer_json: bytes) -> bool:
