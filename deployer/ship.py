@@ -1,10 +1,8 @@
-"""The save/load fallback of image shipping (``deployer.shipping`` uses it when layer shipping
-cannot run): ``docker save`` (local engine) streamed into ``docker load`` on the manager over the
-run's SSH connection, whole images. Also the image reference helpers shipping shares."""
+"""The image reference helpers shipping shares, and the ``docker load`` command its archives
+(layer archives, or whole images when layer shipping cannot run) are fed to on a target."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from deployer.engine.client import docker_errors
@@ -12,7 +10,6 @@ from deployer.engine.client import docker_errors
 if TYPE_CHECKING:
     import docker
 
-    from deployer.connectors.base import Connector
 
 LOAD_ARGV = ["docker", "load", "--quiet"]
 
@@ -38,34 +35,3 @@ def ensure_local_tag(client: docker.DockerClient, image_id: str, ref: str) -> No
     repo, tag = split_ref(ref)
     with docker_errors("local"):
         client.api.tag(image_id, repo, tag)
-
-
-def ship_image(
-    local: docker.DockerClient,
-    conn: Connector,
-    ref: str,
-    *,
-    on_progress: Callable[[int], None] | None = None,
-) -> int:
-    """Stream image ``ref`` from the local engine into the manager's ``docker load``.
-
-    Returns the number of bytes sent; ``on_progress`` gets the running total every few MB.
-    """
-    sent = 0
-    step = 16 * 1024 * 1024
-
-    def chunks() -> Iterator[bytes]:
-        nonlocal sent
-        next_report = step
-        with docker_errors("local"):
-            for chunk in local.api.get_image(ref, chunk_size=1024 * 1024):
-                sent += len(chunk)
-                if on_progress and sent >= next_report:
-                    on_progress(sent)
-                    next_report += step
-                yield chunk
-
-    conn.run(LOAD_ARGV, stdin=chunks())
-    if on_progress:
-        on_progress(sent)
-    return sent

@@ -24,12 +24,6 @@ def repository_path(repo: str) -> str:
     return repo
 
 
-def image_layers(local: docker.DockerClient, image_id: str) -> frozenset[str]:
-    """The image's layers (diff IDs) on the local engine."""
-    with docker_errors("local"):
-        return frozenset(local.api.inspect_image(image_id)["RootFS"].get("Layers") or ())
-
-
 def push_local(local: docker.DockerClient, events: Events, image_id: str, ref: str,
                registry: LocalRegistry) -> LayerStats:
     """``docker push`` into the local registry: only layers it lacks are compressed and

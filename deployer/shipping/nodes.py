@@ -199,15 +199,17 @@ class NodeShipping:
             close_checks(checks)
 
     def _push_once(self, images: set[tuple[str, str]]) -> dict[tuple[str, str], LayerStats]:
-        from deployer.shipping.local_push import image_layers, push_local
+        from deployer.shipping.local_push import push_local
         from deployer.shipping.push_queue import run_all
+        from deployer.shipping.target_layers import ordered_layers
 
         registry = self.registry
         if registry is None:
             return {}
         return run_all(
             lambda image_id, ref: push_local(self.local, self.events, image_id, ref, registry),
-            lambda image_id: image_layers(self.local, image_id), sorted(images))
+            lambda image_id: frozenset(ordered_layers(self.local, image_id)),
+            sorted(images))
 
     def _node(self, check: NodeCheck, pushed: Mapping[tuple[str, str], Any]) -> bool:
         from deployer.shipping.transfer import Shipper

@@ -57,7 +57,6 @@ PROGRESS_STEP = 32 * 1024 * 1024
 #: A read from the local registry that waits this long is given up (then whole images are
 #: shipped instead): on loopback, a working registry answers in milliseconds.
 STALL_SECONDS = 180.0
-LOAD_ARGV = ["docker", "load", "--quiet"]
 
 
 @dataclass(frozen=True)
@@ -269,9 +268,7 @@ class Shipper:
     def _ship_whole(self, image_id: str, ref: str) -> ShipReport:
         ship.ensure_local_tag(self.local, image_id, ref)
         self.events.info(f"$ docker save {ref} | ssh {self.host} docker load", level=1)
-        sent = ship.ship_image(
-            self.local, self.conn, ref,
-            on_progress=lambda n: self.events.info(f"{ref}: {human(n)} sent"))
+        sent = self._load(ref, objects.save_stream(self.local, [ref]))
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
@@ -298,7 +295,7 @@ class Shipper:
                     next_report = sent[0] + PROGRESS_STEP
 
         try:
-            self.conn.run(LOAD_ARGV, stdin=counted())
+            self.conn.run(ship.LOAD_ARGV, stdin=counted())
         except (ValueError, tarfile.TarError) as exc:  # an image stream we cannot parse
             raise DeployError(f"the archive of {what} could not be written: {exc}") from exc
         except MlopsError as exc:
