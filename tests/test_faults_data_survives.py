@@ -82,7 +82,9 @@ class DataStack:
         raise AssertionError(f"MLflow at {self.tracking} did not come back in {timeout:g} s")
 
     def wait_s3(self, timeout: float = 180) -> None:
-        """Until the S3 store lists the bucket again (SeaweedFS takes longer than MLflow)."""
+        """Until the S3 store lists the bucket and serves an object of it again (SeaweedFS
+        takes longer than MLflow, and lists before its volume server serves reads: a GetObject
+        answered InternalError right after a redeploy, seen once in a full run)."""
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -92,7 +94,9 @@ class DataStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                s3.list_objects_v2(Bucket="mlflow", MaxKeys=1)
+                listed = s3.list_objects_v2(Bucket="mlflow", MaxKeys=1).get("Contents") or []
+                for obj in listed:
+                    s3.get_object(Bucket="mlflow", Key=obj["Key"])["Body"].read()
                 return
             except (BotoCoreError, ClientError):
                 time.sleep(1)
@@ -199,6 +203,7 @@ def test_runs_models_and_artifacts_survive_remove_push_and_killed_containers(
     code, out = stack.deployer("push", "--timeout", "300")
     assert code == 0, out
     stack.wait_mlflow()
+    stack.wait_s3()
     after_remove = _counts(stack, experiment, model)
     assert after_remove == before, (before, after_remove)
 
