@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import docker.errors
@@ -178,14 +179,21 @@ def save_stream(client: docker.DockerClient, refs: Sequence[str],
             response.close()
 
 
-def image_layer_lists(client: docker.DockerClient, host: str) -> list[list[str]]:
-    """The layers (diff IDs, bottom first) of every image on the engine of ``client``."""
-    found: list[list[str]] = []
+@dataclass(frozen=True)
+class ImageLayers:
+    layers: tuple[str, ...]  # diff IDs, bottom first
+    size: int  # uncompressed bytes
+
+
+def image_layer_lists(client: docker.DockerClient, host: str) -> list[ImageLayers]:
+    """The layers and size of every image on the engine of ``client`` (one inspect each)."""
+    found: list[ImageLayers] = []
     with docker_errors(host):
         for summary in client.api.images():
             try:
-                layers = client.api.inspect_image(summary["Id"])["RootFS"].get("Layers")
+                info = client.api.inspect_image(summary["Id"])
             except docker.errors.NotFound:
                 continue  # removed since the listing
-            found.append(list(layers or ()))
+            found.append(ImageLayers(tuple(info.get("RootFS", {}).get("Layers") or ()),
+                                     int(info.get("Size") or 0)))
     return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from deployer.engine import objects
 from deployer.engine.client import docker_errors
 
 if TYPE_CHECKING:
@@ -36,17 +37,12 @@ class Estimator:
         self.local = local
         self.target = target
         self.host = host
-        self._target: list[tuple[list[str], int]] | None = None
+        self._target: list[tuple[Sequence[str], int]] | None = None
 
-    def _target_images(self) -> list[tuple[list[str], int]]:
+    def _target_images(self) -> list[tuple[Sequence[str], int]]:
         if self._target is None:
-            found = []
-            with docker_errors(self.host):
-                for image in self.target.api.images():
-                    info = self.target.api.inspect_image(image["Id"])
-                    found.append((list(info.get("RootFS", {}).get("Layers") or ()),
-                                  int(info.get("Size") or 0)))
-            self._target = found
+            self._target = [(image.layers, image.size)
+                            for image in objects.image_layer_lists(self.target, self.host)]
         return self._target
 
     def estimate(self, image_id: str) -> tuple[int, int]:

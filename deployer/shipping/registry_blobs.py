@@ -43,17 +43,23 @@ class Manifest:
     layers: tuple[Blob, ...]
 
 
-def _open(address: str, path: str, timeout: float, accept: str = "*/*") -> Any:
-    request = urllib.request.Request(f"http://{address}/v2/{path}", headers={"Accept": accept})
+def open_path(address: str, path: str, timeout: float, accept: str = "*/*",
+              method: str = "GET") -> Any:
+    """The registry's answer to ``METHOD /v2/PATH`` (an open response: read, then close it).
+
+    The one place that speaks HTTP to the local registry: shipping reads blobs through it and
+    ``ship-cache prune`` lists and deletes manifests."""
+    request = urllib.request.Request(f"http://{address}/v2/{path}", method=method,
+                                     headers={"Accept": accept})
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except (urllib.error.URLError, OSError) as exc:
-        raise RegistryStalled(f"the local registry did not serve {path}: {exc} (waited up to "
-                              f"{timeout:g} s)") from exc
+        raise RegistryStalled(f"the local registry did not serve {method} {path}: {exc} "
+                              f"(waited up to {timeout:g} s)") from exc
 
 
 def manifest(address: str, repository: str, tag: str, timeout: float = 30) -> Manifest:
-    with _open(address, f"{repository}/manifests/{tag}", timeout, MANIFEST_V2) as resp:
+    with open_path(address, f"{repository}/manifests/{tag}", timeout, MANIFEST_V2) as resp:
         try:
             body = json.loads(resp.read())
             return Manifest(
@@ -71,7 +77,7 @@ def blob(address: str, repository: str, digest: str, timeout: float = 30) -> byt
 def blob_chunks(address: str, repository: str, digest: str, timeout: float) -> Iterator[bytes]:
     """The blob's bytes; a read that waits longer than ``timeout`` raises ``RegistryStalled``
     (not an OSError: the SSH layer would take that for the connection's own failure)."""
-    with _open(address, f"{repository}/blobs/{digest}", timeout) as resp:
+    with open_path(address, f"{repository}/blobs/{digest}", timeout) as resp:
         while True:
             try:
                 chunk = resp.read(CHUNK)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,18 +65,16 @@ def disk_usage(directory: Path) -> int:
 
 class _Api:
     def __init__(self, address: str) -> None:
-        self.base = f"http://{address}/v2"
+        self.address = address
 
     def request(self, method: str, path: str,
                 accept: str = "application/json") -> tuple[dict[str, str], bytes]:
-        req = urllib.request.Request(f"{self.base}/{path}", method=method,
-                                     headers={"Accept": accept})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+        with registry_blobs.open_path(self.address, path, 30, accept, method) as resp:
+            try:
                 return dict(resp.headers.items()), resp.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise DeployError(f"the local shipping registry did not answer {method} {path}: "
-                              f"{exc}") from exc
+            except OSError as exc:
+                raise DeployError(f"the local shipping registry broke off its answer to "
+                                  f"{method} {path}: {exc}") from exc
 
     def json(self, path: str, accept: str = "application/json") -> Any:
         return json.loads(self.request("GET", path, accept)[1] or b"{}")

@@ -32,8 +32,8 @@ class TargetLayers:
     def __init__(self, client: docker.DockerClient, host: str) -> None:
         self._lock = threading.Lock()
         chains: set[str] = set()
-        for layers in objects.image_layer_lists(client, host):
-            chains.update(chain_ids(layers))
+        for image in objects.image_layer_lists(client, host):
+            chains.update(chain_ids(image.layers))
         self._chains = chains
 
     def missing(self, diff_ids: Sequence[str]) -> list[int]:
