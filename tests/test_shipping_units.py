@@ -10,7 +10,7 @@ import pytest
 from deployer.shipping.local_push import repository_path
 from deployer.shipping.progress import StreamError, follow, human
 from deployer.shipping.registry import config_text
-from deployer.shipping.transfer import ShipReport
+from deployer.shipping.report import ShipReport
 
 # Recorded from docker 20.10 (pull of an image whose base the engine had, one new layer).
 PULL: list[dict[str, Any]] = [
@@ -107,6 +107,23 @@ def test_missing_bytes_counts_what_no_target_image_shares() -> None:
     assert missing_bytes(app, 300, [(app, 300), (base, 271)]) == 0
     # A target image with more layers than ours is no prefix.
     assert missing_bytes(base, 271, [(app, 300)]) == 271
+
+
+def test_a_save_leaves_out_the_layers_the_target_has_unless_a_missing_one_shares_the_file() -> None:
+    from deployer.shipping.archive import chain_ids
+    from deployer.shipping.target_layers import TargetLayers
+
+    base, app = ["sha256:a", "sha256:b"], ["sha256:a", "sha256:b", "sha256:c"]
+    target = TargetLayers([base])
+    assert target.missing(app) == [2]
+    assert target.left_out_of_save([app]) == set(chain_ids(base))
+    # A missing layer with the diff ID of a present one ("b" again, at another depth): docker
+    # save writes that file once and links the other folder to it, so it must stay in.
+    other = ["sha256:x", "sha256:b"]
+    assert target.missing(other) == [0, 1]
+    assert target.left_out_of_save([app, other]) == {chain_ids(base)[0]}
+    target.add(other)
+    assert target.missing(other) == [] and target.left_out_of_save([other]) == set(chain_ids(other))
 
 
 def test_prune_choice_keeps_the_newest_per_repository_and_any_manifest_a_kept_tag_names() -> None:

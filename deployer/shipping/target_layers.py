@@ -29,12 +29,17 @@ class TargetLayers:
     """The chain IDs of every image on one engine, read once, then kept up to date with what
     this session loads there."""
 
-    def __init__(self, client: docker.DockerClient, host: str) -> None:
+    def __init__(self, images: Iterable[Sequence[str]]) -> None:
+        """``images``: each image's layers (diff IDs), bottom first."""
         self._lock = threading.Lock()
-        chains: set[str] = set()
-        for image in objects.image_layer_lists(client, host):
-            chains.update(chain_ids(image.layers))
-        self._chains = chains
+        self._chains: set[str] = set()
+        for layers in images:
+            self._chains.update(chain_ids(layers))
+
+    @classmethod
+    def read(cls, client: docker.DockerClient, host: str) -> TargetLayers:
+        """What the engine behind ``client`` holds now."""
+        return cls(image.layers for image in objects.image_layer_lists(client, host))
 
     def missing(self, diff_ids: Sequence[str]) -> list[int]:
         """Indexes of the layers the target lacks (a top part of the stack)."""
@@ -49,3 +54,15 @@ class TargetLayers:
     def add(self, diff_ids: Sequence[str]) -> None:
         with self._lock:
             self._chains.update(chain_ids(diff_ids))
+
+    def left_out_of_save(self, images: Sequence[Sequence[str]]) -> set[str]:
+        """The chain IDs among ``images``' layers whose files a ``docker save`` of them can
+        leave out of the target's archive.
+
+        docker save writes a diff ID's file once and links every later folder of the same diff
+        ID to it, so a layer the target has is left out only if no layer it lacks shares its
+        diff ID."""
+        needed = {layers[i] for layers in images for i in self.missing(layers)}
+        diff_of = {chain: diff for layers in images
+                   for chain, diff in zip(chain_ids(layers), layers, strict=True)}
+        return {chain for chain in self.has_any(diff_of) if diff_of[chain] not in needed}

@@ -20,13 +20,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import deployer.shipping.archive as archive
 import deployer.shipping.registry_blobs as registry_blobs
@@ -37,7 +35,9 @@ from deployer.shipping.local_push import push_local, repository_path
 from deployer.shipping.progress import LayerStats, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
+from deployer.shipping.report import ShipReport
 from deployer.shipping.target_layers import TargetLayers, ordered_layers
+from deployer.shipping.target_load import TargetLoad
 
 if TYPE_CHECKING:
     import docker
@@ -48,36 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: What to do when the connection dies while an image ships.
-LOST_WHILE_SHIPPING_FIX = (
-    "check the network path to the manager (`ssh HOST true`), then rerun: nothing was deployed "
-    "yet, and the rerun ships only the layers the manager still lacks")
-#: Progress lines while an archive moves, one per this many bytes.
-PROGRESS_STEP = 32 * 1024 * 1024
 #: A read from the local registry that waits this long is given up (then whole images are
 #: shipped instead): on loopback, a working registry answers in milliseconds.
 STALL_SECONDS = 180.0
-
-
-@dataclass(frozen=True)
-class ShipReport:
-    """How one image reached the target and what crossed the wire."""
-
-    ref: str
-    method: Literal["layers", "save-load"]
-    layers: int  # layers of the image (0 when unknown: save/load)
-    moved: int  # layers transferred to the target
-    bytes: int  # bytes sent towards the target (the archive; shared by a save's images)
-    reason: str = ""  # why save/load was used
-    shared_with: int = 0  # other images in the same archive (a first ship's docker save)
-
-    def describe(self) -> str:
-        if self.method == "layers":
-            shared = (f" (one archive with {self.shared_with} other image"
-                      f"{'s' if self.shared_with > 1 else ''})" if self.shared_with else "")
-            return (f"{self.moved} of {self.layers} layers sent, {human(self.bytes)} "
-                    f"over SSH{shared}")
-        return f"docker save | docker load, {human(self.bytes)} over SSH"
 
 
 Key = tuple[str, str]  # (image ID, ref)
@@ -105,6 +78,7 @@ class Shipper:
         self.conn = conn
         self.host = conn.host
         self.events = events
+        self._loader = TargetLoad(conn, events)
         self._registry_dir = registry_dir
         self._want_layers = layers
         self._registry: LocalRegistry | None = None
@@ -144,7 +118,8 @@ class Shipper:
         self._registry = registry
         self._index = registry_blobs.LayerIndex(registry.dir)
         # What the target has, read while the first image is pushed into the local registry.
-        self._target = in_background(lambda: TargetLayers(self.conn.docker_client(), self.host))
+        self._target = in_background(
+            lambda: TargetLayers.read(self.conn.docker_client(), self.host))
 
     def _fall_back(self, reason: str) -> None:
         self.fallback_reason = reason
@@ -259,16 +234,15 @@ class Shipper:
         """Layer shipping failed: the connection died (raised), or the target rejected the
         archive, the registry stalled (whole images for the rest of this session)."""
         self.close()
-        lost = self.conn.lost()
+        lost = self._loader.lost(doing)
         if lost is not None:
-            raise ConnectionLost(self.host, f"{lost}, while {doing}",
-                                 fix=LOST_WHILE_SHIPPING_FIX) from exc
+            raise lost from exc
         self._fall_back(f"layer shipping to {self.host} failed: {exc}")
 
     def _ship_whole(self, image_id: str, ref: str) -> ShipReport:
         ship.ensure_local_tag(self.local, image_id, ref)
         self.events.info(f"$ docker save {ref} | ssh {self.host} docker load", level=1)
-        sent = self._load(ref, objects.save_stream(self.local, [ref]))
+        sent = self._loader.send(ref, objects.save_stream(self.local, [ref]))
         return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
 
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
@@ -279,39 +253,6 @@ class Shipper:
                 self._index.record(self._layers_of(image_id), registry_blobs.manifest(
                     registry.address, repository_path(repo), tag))
         return stats
-
-    def _load(self, what: str, chunks: Iterable[bytes]) -> int:
-        """Send a ``docker load`` archive; returns its size."""
-        sent = [0]
-        say = self.events.info
-
-        def counted() -> Iterator[bytes]:
-            next_report = PROGRESS_STEP
-            for chunk in chunks:
-                sent[0] += len(chunk)
-                yield chunk
-                if sent[0] >= next_report:
-                    say(f"{what}: {human(sent[0])} sent to {self.host}")
-                    next_report = sent[0] + PROGRESS_STEP
-
-        try:
-            self.conn.run(ship.LOAD_ARGV, stdin=counted())
-        except (ValueError, tarfile.TarError) as exc:  # an image stream we cannot parse
-            raise DeployError(f"the archive of {what} could not be written: {exc}") from exc
-        except MlopsError as exc:
-            lost = self.conn.lost()
-            if lost is None:
-                raise
-            raise ConnectionLost(
-                self.host, f"{lost}, while sending {what} ({human(sent[0])} had crossed)",
-                fix=LOST_WHILE_SHIPPING_FIX) from exc
-        return sent[0]
-
-    def _check_loaded(self, image_id: str, ref: str) -> None:
-        got = objects.image_id(self.conn.docker_client(), ref, self.host)
-        if got != image_id:
-            raise DeployError(f"{self.host}: {ref} is {got} after docker load, expected "
-                              f"{image_id}")
 
     def _ship_layers(self, image_id: str, ref: str, registry: LocalRegistry) -> ShipReport:
         """From the local registry: its blobs of the layers the target lacks."""
@@ -339,8 +280,8 @@ class Shipper:
                  for index, blob in enumerate(found.layers)]
         self.events.info(f"$ docker load  # on {self.host}: {len(missing)} layer(s) of {ref} "
                          "from the local registry", level=1)
-        sent = self._load(ref, archive.load_archive(config, [ref], files))
-        self._check_loaded(image_id, ref)
+        sent = self._loader.send(ref, archive.load_archive(config, [ref], files))
+        self._loader.check(image_id, ref)
         target.add(layers)
         return ShipReport(ref, "layers", len(layers), len(missing), sent)
 
@@ -354,14 +295,7 @@ class Shipper:
         for image_id, ref in batch:
             ship.ensure_local_tag(self.local, image_id, ref)
         moved = {key: len(target.missing(self._layers_of(key[0]))) for key in batch}
-        # docker save writes a diff ID's file once and links every later folder of the same
-        # diff ID to it: a layer the target has is left out only if no missing one shares it.
-        needed = {self._layers_of(key[0])[i] for key in batch
-                  for i in target.missing(self._layers_of(key[0]))}
-        diff_of = {chain: diff for key in batch for chain, diff in
-                   zip(archive.chain_ids(self._layers_of(key[0])), self._layers_of(key[0]),
-                       strict=True)}
-        present = {chain for chain in target.has_any(diff_of) if diff_of[chain] not in needed}
+        present = target.left_out_of_save([self._layers_of(image_id) for image_id, _ in batch])
         skipped: list[int] = []
 
         def has(folder: str, layer_json: bytes) -> bool:
@@ -371,12 +305,12 @@ class Shipper:
         self.events.info(f"$ docker save {' '.join(refs)} | gzip -{archive.LEVEL} | ssh "
                          f"{self.host} docker load  # without the layers {self.host} has",
                          level=1)
-        sent = self._load(what, archive.gzip_blocks(archive.without_layers(
+        sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
             objects.save_stream(self.local, refs), has, skipped.append)))
         self.events.info(f"{what}: {human(sent)} sent, {len(skipped)} layer(s) the target has "
                          f"left out ({human(sum(skipped))} uncompressed)")
         for number, key in enumerate(batch):
-            self._check_loaded(*key)
+            self._loader.check(*key)
             target.add(self._layers_of(key[0]))
             layers = len(self._layers_of(key[0]))
             self._sent[key] = ShipReport(key[1], "layers", layers, moved[key],
