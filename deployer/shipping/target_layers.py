@@ -47,10 +47,6 @@ class TargetLayers:
             return [index for index, chain in enumerate(chain_ids(diff_ids))
                     if chain not in self._chains]
 
-    def has_any(self, chains: Iterable[str]) -> set[str]:
-        with self._lock:
-            return {chain for chain in chains if chain in self._chains}
-
     def add(self, diff_ids: Sequence[str]) -> None:
         with self._lock:
             self._chains.update(chain_ids(diff_ids))
@@ -65,4 +61,6 @@ class TargetLayers:
         needed = {layers[i] for layers in images for i in self.missing(layers)}
         diff_of = {chain: diff for layers in images
                    for chain, diff in zip(chain_ids(layers), layers, strict=True)}
-        return {chain for chain in self.has_any(diff_of) if diff_of[chain] not in needed}
+        with self._lock:
+            return {chain for chain, diff in diff_of.items()
+                    if chain in self._chains and diff not in needed}

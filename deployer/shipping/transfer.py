@@ -215,7 +215,7 @@ class Shipper:
                 self.prepare([key])  # (it may fall back: then _registry is None)
                 report = self._sent.pop(key, None)
                 if report is None and key in self._from_save and self._registry is not None:
-                    self._ship_saved(key)
+                    self._ship_saved()
                     report = self._sent.pop(key)
                 elif report is None and self._registry is not None:
                     report = self._ship_layers(image_id, ref, self._registry)
@@ -285,7 +285,7 @@ class Shipper:
         target.add(layers)
         return ShipReport(ref, "layers", len(layers), len(missing), sent)
 
-    def _ship_saved(self, first: Key) -> None:
+    def _ship_saved(self) -> None:
         """From one ``docker save`` of every image routed so: without the layer files the
         target has, gzip on every core. Then pushed into the local registry meanwhile."""
         assert self._target is not None
