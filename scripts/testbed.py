@@ -75,9 +75,10 @@ def say(msg: str) -> None:
 
 def run(argv: Sequence[str], *, check: bool = True, quiet: bool = True,
         env: dict[str, str] | None = None, timeout: float | None = None,
-        stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+        stdin: int | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         list(argv), text=True, capture_output=quiet, env=env, timeout=timeout, stdin=stdin,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip()[-2000:] if quiet else ""
@@ -201,7 +202,7 @@ def ensure_packages() -> None:
     # chromium drives the Gradio page in the browser tests (with PyPI playwright; never its own
     # browser download, which cannot work offline).
     needed = {"dockerd": "docker.io", "sshd": "openssh-server", "debootstrap": "debootstrap",
-              "ip": "iproute2", "chromium": "chromium"}
+              "ip": "iproute2", "chromium": "chromium", "tini-static": "tini"}
     missing = sorted({pkg for binary, pkg in needed.items()
                       if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists()})
     if not missing:
@@ -253,6 +254,15 @@ def ensure_swarm(host: str, addr: str, marker: str) -> None:
 
 
 # ---------------------------------------------------------------- images
+
+def image_content(ref: str, host: str = f"unix://{LOCAL_SOCK}") -> str | None:
+    """What an image is, the same on every image store (an image's ID is its config digest on
+    the classic store, its manifest digest on the containerd store): its layers and config."""
+    proc = run(docker("image", "inspect", "--format",
+                      "{{json .RootFS.Layers}} {{.Created}} {{json .Config}}", ref, host=host),
+               check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
 
 def image_id(ref: str, host: str = f"unix://{LOCAL_SOCK}") -> str | None:
     proc = run(docker("image", "inspect", "--format", "{{.Id}}", ref, host=host), check=False)
@@ -695,8 +705,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         step("MLflow", ensure_mlflow)
         step("registry", _registry().ensure)
         write_facts()
-        if _cluster().is_up():
-            _cluster().write_facts()  # keep the cluster's facts (cluster-up wrote them)
+        _cluster().write_facts()  # keep the cluster's and engine managers' facts
     say(f"up in {time.monotonic() - started:.1f}s; facts in {FACTS.relative_to(REPO)}")
 
 
@@ -783,6 +792,18 @@ def cmd_cluster_up(args: argparse.Namespace) -> None:
         _cluster().up()
 
 
+def cmd_engines_up(args: argparse.Namespace) -> None:
+    del args
+    preflight()
+    with locked():
+        step("packages", ensure_packages)
+        step("docker engine", ensure_local_engine)
+        step("base image", ensure_base_image)
+        step("stand-in image", ensure_standin_image)
+        step("ssh keys", ensure_ssh_material)
+        _cluster().engines_up()
+
+
 def cmd_cluster_down(args: argparse.Namespace) -> None:
     del args
     preflight()
@@ -814,7 +835,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
     sub.add_parser("cluster-up", help="also start the three-node Swarm (idempotent)"
                    ).set_defaults(func=cmd_cluster_up)
-    sub.add_parser("cluster-down", help="stop only the three-node Swarm (down stops it too)"
+    sub.add_parser("engines-up", help="also start a single-node Swarm manager per modern engine "
+                   "kind: dockerd 26.1 with the classic and the containerd image store "
+                   "(idempotent)").set_defaults(func=cmd_engines_up)
+    sub.add_parser("cluster-down", help="stop only the namespaced nodes: the three-node Swarm "
+                   "and the engine managers (down stops them too)"
                    ).set_defaults(func=cmd_cluster_down)
     node = sub.add_parser("cluster-node", help="stop or start one cluster node's dockerd")
     node.add_argument("action", choices=["stop", "start"])

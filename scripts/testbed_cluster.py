@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import testbed as tb
+import testbed_engines as engines
 
 BRIDGE = "mlcbr0"
 SUBNET_PREFIX = 24
@@ -43,15 +44,19 @@ CLUSTER_RUN = Path(f"/run/mlc-{tb._TAG}")
 SSH_CONFIG = tb.SSH_DIR / "cluster_config"
 KNOWN_HOSTS = tb.SSH_DIR / "cluster_known_hosts"
 FORMED_MARKER = "cluster_formed.marker"
+ENGINES_MARKER = "engine_managers.marker"
+CLUSTER_MARKER = "cluster_nodes.marker"
 
 
 @dataclass(frozen=True)
 class Node:
     """One cluster node: names, address, where its engine listens."""
 
-    name: str  # short: manager, worker1, worker2
+    name: str  # short: manager, worker1, worker2 (e26, e26c: the standalone engine managers)
     addr: str
     role: str
+    #: Which engine runs it (scripts/testbed_engines.py): "20.10", "26.1", "26.1-containerd".
+    kind: str = "20.10"
 
     @property
     def netns(self) -> str:
@@ -97,10 +102,16 @@ NODES = (
     Node("worker2", "10.251.0.13", "worker"),
 )
 MANAGER = NODES[0]
+#: Standalone single-node swarms on the same bridge, one per modern engine kind (the bed's
+#: remote manager is the 20.10 one): `scripts/testbed engines-up`.
+ENGINE_MANAGERS = (
+    Node("e26", "10.251.0.21", "manager", "26.1"),
+    Node("e26c", "10.251.0.22", "manager", "26.1-containerd"),
+)
 
 
 def node(name: str) -> Node:
-    for candidate in NODES:
+    for candidate in (*NODES, *ENGINE_MANAGERS):
         if name in (candidate.name, candidate.hostname):
             return candidate
     raise tb.BedError(f"no cluster node {name!r}; nodes: {', '.join(n.name for n in NODES)}")
@@ -178,10 +189,11 @@ def start_node_engine(n: Node, *, wait_ready: bool = True) -> None:
     if n.sock.exists():
         n.sock.unlink()  # stale, from an engine that died
     config = CLUSTER / n.name / "daemon.json"
-    config.write_text("{}\n")
+    config.write_text(json.dumps(engines.daemon_config(n.kind)) + "\n")
     env = {**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1",
-           "CONTROLLERS": " ".join(tb.CGROUP_CONTROLLERS), "NODE_HOSTNAME": n.hostname}
-    tb.say(f"starting dockerd on {n.hostname}")
+           "CONTROLLERS": " ".join(tb.CGROUP_CONTROLLERS), "NODE_HOSTNAME": n.hostname,
+           "PATH": engines.engine_path(n.kind)}
+    tb.say(f"starting dockerd {n.kind} on {n.hostname}")
     tb.spawn(n.engine, [
         "unshare", "--uts", "sh", "-c", _NODE_DOCKERD_SCRIPT, n.engine,
         "dockerd", "-H", n.docker_host, "--data-root", str(CLUSTER / n.name / "data"),
@@ -208,24 +220,24 @@ def stop_node_engine(n: Node) -> None:
 
 def ensure_images(n: Node, archive: Path) -> None:
     missing = [ref for ref in (tb.BASE_IMAGE, tb.STANDIN_IMAGE)
-               if tb.image_id(ref) != tb.image_id(ref, host=n.docker_host)]
+               if tb.image_content(ref) != tb.image_content(ref, host=n.docker_host)]
     if not missing:
         return
     tb.say(f"loading {', '.join(missing)} into {n.hostname}")
     tb.run(tb.docker("load", "-q", "-i", str(archive), host=n.docker_host), timeout=600)
 
 
-def ensure_all_images() -> None:
-    if all(tb.image_id(ref) == tb.image_id(ref, host=n.docker_host)
-           for n in NODES for ref in (tb.BASE_IMAGE, tb.STANDIN_IMAGE)):
+def ensure_all_images(nodes: tuple[Node, ...] = NODES) -> None:
+    if all(tb.image_content(ref) == tb.image_content(ref, host=n.docker_host)
+           for n in nodes for ref in (tb.BASE_IMAGE, tb.STANDIN_IMAGE)):
         return
     # One archive, loaded into the three engines at once (a load is mostly disk and CPU of
     # that engine; the save is the shared part).
-    archive = CLUSTER / "images.tar"
+    archive = CLUSTER / f"images-{nodes[0].name}.tar"
     tb.run(tb.docker("save", "-o", str(archive), tb.BASE_IMAGE, tb.STANDIN_IMAGE), timeout=600)
     try:
-        with ThreadPoolExecutor(len(NODES)) as pool:
-            list(pool.map(lambda n: ensure_images(n, archive), NODES))
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            list(pool.map(lambda n: ensure_images(n, archive), nodes))
     finally:
         archive.unlink(missing_ok=True)
 
@@ -287,6 +299,17 @@ def ensure_swarm() -> None:
     (tb.RUN / FORMED_MARKER).write_text("formed by testbed\n")
 
 
+def ensure_standalone_swarm(n: Node) -> None:
+    """``n`` manages a swarm of its own (an engine manager)."""
+    info = _info(n)
+    if info.get("LocalNodeState") == "active" and info.get("ControlAvailable"):
+        return
+    if info.get("LocalNodeState") == "active":
+        tb.run(tb.docker("swarm", "leave", "--force", host=n.docker_host))
+    tb.say(f"initialising a single-node swarm on {n.hostname} ({n.kind})")
+    tb.run(tb.docker("swarm", "init", "--advertise-addr", n.addr, host=n.docker_host))
+
+
 def _is_ready(n: Node) -> bool:
     return ready_nodes().get(n.hostname) == "ready"
 
@@ -314,7 +337,7 @@ def ensure_ssh() -> None:
     """Host keys, known_hosts and an ssh config for the three nodes (client key: the bed's)."""
     lines = []
     config = []
-    for n in NODES:
+    for n in (*NODES, *ENGINE_MANAGERS):
         key = tb.SSH_DIR / f"host_cluster_{n.name}"
         tb.keygen(key, f"testbed cluster {n.name} host")
         pub = " ".join(key.with_suffix(".pub").read_text().split()[:2])
@@ -361,8 +384,6 @@ def ensure_node_sshd(n: Node) -> None:
 
 def cluster_facts() -> dict[str, Any]:
     """What tests need: every node's address, engine socket, ssh alias; the ssh files."""
-    ssh = {"user": "root", "port": 22, "key_file": str(tb.SSH_DIR / "client_key"),
-           "known_hosts": str(KNOWN_HOSTS)}
     return {
         "ssh_config": str(SSH_CONFIG),
         "known_hosts": str(KNOWN_HOSTS),
@@ -370,22 +391,66 @@ def cluster_facts() -> dict[str, Any]:
         "manager": MANAGER.name,
         "manager_private_addr": MANAGER_PRIVATE_ADDR,
         "private_alias": "bed-cluster-private",
-        "nodes": {
-            n.name: {"host": n.addr, "hostname": n.hostname, "role": n.role,
-                     "docker_host": n.docker_host, "netns": n.netns, "alias": n.alias,
-                     "state_dir": str(tb.BED / "state" / n.sshd), **ssh}
-            for n in NODES
-        },
+        "nodes": {n.name: _node_facts(n) for n in NODES},
     }
+
+
+def _node_facts(n: Node) -> dict[str, Any]:
+    return {"host": n.addr, "port": 22, "user": "root", "hostname": n.hostname, "role": n.role,
+            "kind": n.kind, "docker_host": n.docker_host, "netns": n.netns, "alias": n.alias,
+            "state_dir": str(tb.BED / "state" / n.sshd),
+            "key_file": str(tb.SSH_DIR / "client_key"), "known_hosts": str(KNOWN_HOSTS)}
+
+
+def engine_facts() -> dict[str, Any]:
+    """The engine managers by kind (the 20.10 kind is the bed's remote manager)."""
+    return {"ssh_config": str(SSH_CONFIG),
+            "managers": {n.kind: _node_facts(n) for n in ENGINE_MANAGERS}}
 
 
 def write_facts() -> None:
     facts: dict[str, Any] = json.loads(tb.FACTS.read_text()) if tb.FACTS.exists() else {}
-    facts["cluster"] = cluster_facts()
+    if is_up():
+        facts["cluster"] = cluster_facts()
+    if engines_up_now():
+        facts["engines"] = engine_facts()
     tmp = tb.FACTS.with_suffix(".cluster.tmp")
     tmp.write_text(json.dumps(facts, indent=2) + "\n")
     os.chmod(tmp, 0o600)
     tmp.replace(tb.FACTS)
+
+
+def engines_up() -> float:
+    """Bring the engine managers up (idempotent), each a single-node swarm of its kind; returns
+    the seconds it took. Needs the bed's engine, images and ssh material."""
+    started = time.monotonic()
+    CLUSTER.mkdir(parents=True, exist_ok=True)
+    tb.step("engine binaries", engines.ensure_trixie_engine)
+    tb.step("cluster bridge", ensure_bridge)
+    for n in ENGINE_MANAGERS:
+        ensure_node_netns(n)
+
+    def start() -> None:
+        with ThreadPoolExecutor(len(ENGINE_MANAGERS)) as pool:
+            list(pool.map(start_node_engine, ENGINE_MANAGERS))
+
+    tb.step("engine managers", start)
+    for n in ENGINE_MANAGERS:
+        tb.step(f"swarm on {n.name}", lambda n=n: ensure_standalone_swarm(n))
+    tb.step("engine manager images", lambda: ensure_all_images(ENGINE_MANAGERS))
+    tb.step("cluster ssh", ensure_ssh)
+    for n in ENGINE_MANAGERS:
+        tb.step(f"sshd {n.name}", lambda n=n: ensure_node_sshd(n))
+    (tb.RUN / ENGINES_MARKER).write_text("engine managers up\n")
+    write_facts()
+    took = time.monotonic() - started
+    tb.say(f"engine managers up in {took:.1f}s ("
+           f"{', '.join(f'{n.kind} on {n.addr}' for n in ENGINE_MANAGERS)})")
+    return took
+
+
+def engines_up_now() -> bool:
+    return (tb.RUN / ENGINES_MARKER).exists() and _link_exists(BRIDGE)
 
 
 def up() -> float:
@@ -406,6 +471,7 @@ def up() -> float:
     tb.step("cluster ssh", ensure_ssh)
     for n in NODES:
         tb.step(f"cluster sshd {n.name}", lambda n=n: ensure_node_sshd(n))
+    (tb.RUN / CLUSTER_MARKER).write_text("cluster nodes up\n")
     write_facts()
     took = time.monotonic() - started
     tb.say(f"cluster up in {took:.1f}s (manager {MANAGER.addr}, workers "
@@ -414,15 +480,16 @@ def up() -> float:
 
 
 def down() -> None:
-    """Stop and remove everything `up` made: processes (pidfiles), namespaces, links, the
-    iptables rule, the route, the directories. Safe to run when nothing is up."""
-    for n in NODES:
+    """Stop and remove everything `up` and `engines_up` made: processes (pidfiles), namespaces,
+    links, the iptables rule, the route, the directories. Safe to run when nothing is up."""
+    every = (*NODES, *ENGINE_MANAGERS)
+    for n in every:
         tb.stop(f"sshd_{n.sshd}", grace=5)
-    for n in NODES:
+    for n in every:
         if tb.read_pid(n.engine) is not None:
             tb.stop(n.engine, grace=30)
     present = _netns_list()
-    for n in NODES:
+    for n in every:
         if n.netns in present:
             tb.say(f"removing namespace {n.netns}")
             tb.run(["ip", "netns", "del", n.netns], check=False)
@@ -432,9 +499,10 @@ def down() -> None:
     while tb.ok(["iptables", "-C", *IPTABLES_RULE]):
         tb.run(["iptables", "-D", *IPTABLES_RULE])
     tb.run(["ip", "route", "del", "unreachable", PRIVATE_NET], check=False)
-    (tb.RUN / FORMED_MARKER).unlink(missing_ok=True)
+    for marker in (FORMED_MARKER, CLUSTER_MARKER, ENGINES_MARKER):
+        (tb.RUN / marker).unlink(missing_ok=True)
     paths = [CLUSTER, CLUSTER_RUN, SSH_CONFIG, KNOWN_HOSTS,
-             *(tb.BED / "state" / n.sshd for n in NODES)]
+             *(tb.BED / "state" / n.sshd for n in every)]
     for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -442,12 +510,13 @@ def down() -> None:
             path.unlink(missing_ok=True)
     if tb.FACTS.exists():
         facts = json.loads(tb.FACTS.read_text())
-        if facts.pop("cluster", None) is not None:
+        if {facts.pop("cluster", None), facts.pop("engines", None)} != {None}:
             tb.FACTS.write_text(json.dumps(facts, indent=2) + "\n")
 
 
 def is_up() -> bool:
-    return _link_exists(BRIDGE)
+    """Whether the three-node cluster is up (the engine managers share its bridge)."""
+    return (tb.RUN / CLUSTER_MARKER).exists() and _link_exists(BRIDGE)
 
 
 def status_rows() -> list[tuple[str, bool]]:
@@ -456,14 +525,17 @@ def status_rows() -> list[tuple[str, bool]]:
     for n in NODES:
         rows.append((f"cluster {n.name} dockerd", tb.read_pid(n.engine) is not None))
         rows.append((f"cluster {n.name} ready", states.get(n.hostname) == "ready"))
+    for n in ENGINE_MANAGERS:
+        rows.append((f"engine manager {n.kind} ({n.name})", _engine_answers(n)))
     return rows
 
 
 def leftovers() -> list[str]:
     """What of the cluster still exists (for tests of `down`)."""
-    found = [f"process {n.engine}" for n in NODES if tb.read_pid(n.engine) is not None]
-    found += [f"netns {n.netns}" for n in NODES if n.netns in _netns_list()]
-    found += [f"link {name}" for name in (BRIDGE, *(n.veth for n in NODES))
+    every = (*NODES, *ENGINE_MANAGERS)
+    found = [f"process {n.engine}" for n in every if tb.read_pid(n.engine) is not None]
+    found += [f"netns {n.netns}" for n in every if n.netns in _netns_list()]
+    found += [f"link {name}" for name in (BRIDGE, *(n.veth for n in every))
               if _link_exists(name)]
     if tb.ok(["iptables", "-C", *IPTABLES_RULE]):
         found.append("iptables rule")
