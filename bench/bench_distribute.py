@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from bench_ship import OWN_MB, SERVICES, build, write_deps  # noqa: E402
 
 from deployer.connectors import connect  # noqa: E402
+from deployer.engine import objects
 from deployer.engine.client import local_client  # noqa: E402
 from deployer.inventory import adhoc_host  # noqa: E402
 from deployer.output import Reporter  # noqa: E402
@@ -95,7 +96,10 @@ class Ours:
             shipping = NodeShipping(self.local, Reporter(stream=io.StringIO()), registry,
                                     lambda node: connect(node_target(self.target, node),
                                                          via=self.conn))
-            left = shipping.run([NodeImages(n, images) for n in self.nodes])
+            local = {ref: objects.image_identity(self.local, image_id, "local")
+                     for ref, image_id in images.items()}
+            found = {ref: ident for ref, ident in local.items() if ident is not None}
+            left = shipping.run([NodeImages(n, found) for n in self.nodes])
             if left:
                 raise SystemExit(f"node shipping failed on {left}")
         finally:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.engine import objects
 from deployer.engine.client import docker_errors
 from deployer.errors import DeployError
-from deployer.operations import ManagerFacts
+from deployer.operations import ImageRef, ManagerFacts
 from deployer.state import StackState, read_state
 from deployer.swarm import STACK_LABEL
 
@@ -39,16 +39,26 @@ def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:
     return objects.image_id(client, ref, host)
 
 
-def manager_facts(client: docker.DockerClient, host: str) -> ManagerFacts:
-    """Image IDs and tags present, and secrets (name -> labels), on the manager's engine."""
+def manager_facts(client: docker.DockerClient, host: str,
+                  images: Iterable[ImageRef] = ()) -> ManagerFacts:
+    """Which of ``images`` the manager's engine has (by content: two inspects each, by ref and
+    by ID, whatever its image store calls them) under which of their refs, and its secrets
+    (name -> labels)."""
+    found: dict[str, str] = {}
+    tagged: set[str] = set()
+    for image in images:
+        for name in (image.ref, image.id):
+            there = objects.image_identity(client, name, host)
+            if there is not None and there.key == image.key:
+                found[image.key] = there.id
+                if name == image.ref:
+                    tagged.add(image.ref)
+                    break
     with docker_errors(host):
-        images = client.api.images()
         secrets = client.api.secrets()
-    ids = frozenset(str(i["Id"]) for i in images)
-    tags = frozenset(tag for i in images for tag in (i.get("RepoTags") or ()))
     return ManagerFacts(
-        image_ids=ids,
-        image_tags=tags,
+        images=found,
+        image_tags=frozenset(tagged),
         secrets={
             str(s["Spec"]["Name"]): dict(s["Spec"].get("Labels") or {}) for s in secrets
         },
@@ -79,18 +89,18 @@ def resolve_images(
     manager: Callable[[], docker.DockerClient],
     refs: dict[str, str],
     host: str,
-) -> dict[str, tuple[str, str]]:
-    """For each service, (ref, image ID): looked up on the local engine first (where images are
-    built), then on the manager (client made only if needed). ``DeployError`` names the images
-    found nowhere."""
-    found: dict[str, tuple[str, str]] = {}
+) -> dict[str, tuple[str, objects.ImageIdentity]]:
+    """For each service, (ref, the image's identity): looked up on the local engine first
+    (where images are built), then on the manager (client made only if needed).
+    ``DeployError`` names the images found nowhere."""
+    found: dict[str, tuple[str, objects.ImageIdentity]] = {}
     missing: list[str] = []
-    cache: dict[str, str | None] = {}
+    cache: dict[str, objects.ImageIdentity | None] = {}
     for service, ref in refs.items():
         if ref not in cache:
-            ident = image_id(local, ref, "local") if local is not None else None
+            ident = objects.image_identity(local, ref, "local") if local is not None else None
             if ident is None:
-                ident = image_id(manager(), ref, host)
+                ident = objects.image_identity(manager(), ref, host)
             cache[ref] = ident
         ident = cache[ref]
         if ident is None:

@@ -42,11 +42,14 @@ def secret_version(value: str) -> str:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """A service's image: the pinned reference deployed and the image ID it names."""
+    """A service's image: the pinned reference deployed, the image ID it names where it was
+    found (the local engine, else the manager) and its content key (the same on every engine
+    and image store: see ``engine.identity``)."""
 
     service: str
     ref: str
     id: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ class Desired:
 class ManagerFacts:
     """What the manager's engine has (read only when a change is to be made)."""
 
-    image_ids: frozenset[str] = frozenset()
+    #: Content key -> the manager's own ID of an image with that content (to tag it).
+    images: Mapping[str, str] = field(default_factory=dict)
+    #: The refs that already name an image of the content the stack wants.
     image_tags: frozenset[str] = frozenset()
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # name -> labels
 
@@ -236,10 +241,12 @@ def plan_push(
         detail = f"{_short_id(image.id)} for {', '.join(services)}"
         if "@sha256:" in ref:
             continue  # registry mode: pinned by digest, every node pulls it on deploy
-        if image.id not in manager.image_ids:
+        if image.key not in manager.images:
             steps.append(Step("ship-image", ref, detail))
         elif ref not in manager.image_tags:
-            steps.append(Step("tag-image", ref, detail))
+            # By the manager's own ID of that content (its store may call it otherwise).
+            steps.append(Step("tag-image", ref, detail,
+                              ("docker", "tag", manager.images[image.key], ref)))
     for key, secret in sorted(desired.secrets.items()):
         if secret.name not in manager.secrets:
             # Created through the Engine API over the connection: no argv, no file holds it.

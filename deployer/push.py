@@ -124,7 +124,7 @@ class Pusher:
             self.out.step(self.host, "ok", "push", stack, f"revision {state.current} unchanged")
             return plan
         client = self.conn.docker_client()
-        manager = facts.manager_facts(client, self.host)
+        manager = facts.manager_facts(client, self.host, desired.images.values())
         plan = plan_push(desired, state, manager, resolve_image=self.opts.resolve_image,
                          force=self.opts.force)
         if self.opts.diff or self.opts.check:
@@ -141,7 +141,8 @@ class Pusher:
             # Which other nodes lack which image is found while the lock is taken and the
             # steps before the deploy run.
             self._survey = NodeSurvey(self.conn, desired.stack_file,
-                                      {i.ref: i.id for i in desired.images.values()})
+                                      {i.ref: objects.ImageIdentity(i.id, i.key)
+                                       for i in desired.images.values()})
         lock: DeployLock | None = None
         try:
             lock = DeployLock(self.conn, state, break_lock=self.opts.break_lock,
@@ -221,10 +222,9 @@ class Pusher:
             self._ship(next(i for i in desired.images.values() if i.ref == step.target),
                        desired, plan)
         elif step.kind == "tag-image":
-            image = next(i for i in desired.images.values() if i.ref == step.target)
-            repo, tag = ship.split_ref(image.ref)
+            repo, tag = ship.split_ref(step.target)
             with docker_errors(self.host):
-                client.api.tag(image.id, repo, tag)
+                client.api.tag(step.argv[2], repo, tag)
         elif step.kind == "create-secret":
             self._create_secrets(client, plan, step, prepared)
         elif step.kind == "upload":
@@ -294,7 +294,7 @@ class Pusher:
             self.local, values.registry,
             {s: (i.ref, i.id) for s, i in inputs.images.items()}, self.out,
             check=self.opts.check)
-        images = {s: ImageRef(s, pinned[s], i.id) for s, i in inputs.images.items()}
+        images = {s: ImageRef(s, pinned[s], i.id, i.key) for s, i in inputs.images.items()}
         self._pinned = [ref for ref in pinned.values() if "@sha256:" in ref]
         return dataclasses.replace(inputs, images=images)
 

@@ -156,7 +156,7 @@ def resolve_inputs(
     versions = {base: secret_version(value) for base, value in raw_values.items()}
     resolved = facts.resolve_images(local, manager, image_refs(values), host)
     images = {
-        service: ImageRef(service, ship.pinned_ref(ref, ident), ident)
+        service: ImageRef(service, ship.pinned_ref(ref, ident.id), ident.id, ident.key)
         for service, (ref, ident) in resolved.items()
     }
     digest = hashlib.sha256()

@@ -19,8 +19,8 @@ from deployer.operations import (
 from deployer.state import StackState
 
 STACK = "dp3-ops"
-IMAGE_V1 = ImageRef("api", "mlops/api:aaaaaaaaaaaa", "sha256:" + "a" * 64)
-IMAGE_V2 = ImageRef("api", "mlops/api:bbbbbbbbbbbb", "sha256:" + "b" * 64)
+IMAGE_V1 = ImageRef("api", "mlops/api:aaaaaaaaaaaa", "sha256:" + "a" * 64, "content:" + "1" * 64)
+IMAGE_V2 = ImageRef("api", "mlops/api:bbbbbbbbbbbb", "sha256:" + "b" * 64, "content:" + "2" * 64)
 KEY_V1 = SecretRef("google_api_key", "google_api_key_111111111111", "111111111111")
 KEY_V2 = SecretRef("google_api_key", "google_api_key_222222222222", "222222222222")
 
@@ -47,7 +47,7 @@ def _state(deployed: Desired | None, live: tuple[str, ...] | None = None) -> Sta
 
 def _facts(*images: ImageRef, secrets: tuple[SecretRef, ...] = ()) -> ManagerFacts:
     return ManagerFacts(
-        image_ids=frozenset(i.id for i in images),
+        images={i.key: i.id for i in images},
         image_tags=frozenset(i.ref for i in images),
         secrets={s.name: {SECRET_STACK_LABEL: STACK, SECRET_KEY_LABEL: s.key} for s in secrets},
     )
@@ -96,13 +96,21 @@ def test_image_changed_tags_or_ships_and_redeploys() -> None:
     old = _desired()
     new = _desired(image=IMAGE_V2)
     # The manager has the new image's content under another tag: only a tag is needed.
-    facts = ManagerFacts(image_ids=frozenset({IMAGE_V1.id, IMAGE_V2.id}),
+    # Its ID there is the manager's own (a containerd-store engine names an image by its
+    # manifest digest): the tag is made by that ID, the comparison is by content.
+    facts = ManagerFacts(images={IMAGE_V1.key: IMAGE_V1.id, IMAGE_V2.key: "sha256:" + "c" * 64},
                          image_tags=frozenset({IMAGE_V1.ref}),
                          secrets={KEY_V1.name: {SECRET_STACK_LABEL: STACK}})
     plan = plan_push(new, _state(old), facts)
     assert kinds(plan) == ["tag-image", "upload", "stack-deploy", "wait", "record"]
     assert plan.reason == "rendered stack file changed"
     assert plan.of_kind("tag-image")[0].target == IMAGE_V2.ref
+    assert plan.of_kind("tag-image")[0].argv == ("docker", "tag", "sha256:" + "c" * 64,
+                                                 IMAGE_V2.ref)
+    # The same ID as the local one but other content (another image): not taken for it.
+    facts = ManagerFacts(images={IMAGE_V1.key: IMAGE_V1.id}, image_tags=frozenset({IMAGE_V1.ref}),
+                         secrets={KEY_V1.name: {SECRET_STACK_LABEL: STACK}})
+    assert plan_push(new, _state(old), facts).of_kind("ship-image")[0].target == IMAGE_V2.ref
     # Not there at all: shipped.
     plan = plan_push(new, _state(old), _facts(IMAGE_V1, secrets=(KEY_V1,)))
     assert plan.of_kind("ship-image")[0].target == IMAGE_V2.ref
@@ -124,7 +132,7 @@ def test_secret_rotated_creates_the_new_version_and_prunes_the_old() -> None:
 
 def test_other_stacks_secrets_are_never_pruned() -> None:
     facts = _facts(IMAGE_V1, secrets=(KEY_V1,))
-    facts = ManagerFacts(facts.image_ids, facts.image_tags,
+    facts = ManagerFacts(facts.images, facts.image_tags,
                          {**facts.secrets, "other_key_1": {SECRET_STACK_LABEL: "someone-else"}})
     plan = plan_push(_desired(key=KEY_V2), _state(_desired()), facts)
     assert "other_key_1" not in plan.of_kind("prune-secrets")[0].detail

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import docker.errors
 
 from deployer.engine.client import docker_errors
+from deployer.engine.identity import content_key
 from deployer.polling import poll_until
 
 if TYPE_CHECKING:
@@ -138,6 +139,49 @@ def remove_stopped_containers(client: docker.DockerClient, host: str, label: str
 def image_id(client: docker.DockerClient, ref: str, host: str) -> str | None:
     """The ID of image ``ref`` on the engine of ``client``, or None if absent."""
     return api_image_id(client.api, ref, host)
+
+
+@dataclass(frozen=True)
+class ImageIdentity:
+    """An image on one engine: that engine's ID for it (store-defined) and its content key
+    (``identity.content_key``: the same on every engine)."""
+
+    id: str
+    key: str
+    tags: tuple[str, ...] = ()
+
+
+def image_identity(client: docker.DockerClient, ref: str, host: str) -> ImageIdentity | None:
+    """The identity of image ``ref`` (a name or an ID) on the engine of ``client``, or None."""
+    with docker_errors(host):
+        try:
+            info = client.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+    return identity_of(info)
+
+
+def identity_of(info: Mapping[str, object]) -> ImageIdentity:
+    """The identity an inspect document (the API's or the docker CLI's) describes."""
+    tags = info.get("RepoTags") or ()
+    assert isinstance(tags, list | tuple)
+    return ImageIdentity(str(info["Id"]), content_key(info), tuple(str(t) for t in tags))
+
+
+def image_listed(client: docker.DockerClient, ref: str, host: str) -> bool:
+    """Whether ``docker images`` lists ``ref``: the containerd store lists only images whose
+    every blob its content store holds (one it could run may still be left out)."""
+    with docker_errors(host):
+        return bool(client.api.images(filters={"reference": ref}))
+
+
+def image_store(client: docker.DockerClient, host: str) -> str:
+    """``containerd`` for an engine on the containerd image store (``docker info``'s driver
+    status names its snapshotter), else ``classic``."""
+    with docker_errors(host):
+        info = client.api.info()
+    status = {str(k): str(v) for k, v in (info.get("DriverStatus") or ())}
+    return "containerd" if "snapshotter" in status.get("driver-type", "") else "classic"
 
 
 def api_image_id(api: docker.APIClient, ref: str, host: str) -> str | None:

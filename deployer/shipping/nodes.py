@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from deployer.engine.objects import ImageIdentity, identity_of
 from deployer.errors import DeployError, MlopsError
 from deployer.swarm import NodeState
 
@@ -39,10 +40,10 @@ _CONSTRAINT = re.compile(r"^\s*(?P<key>[\w.\-]+)\s*(?P<op>==|!=)\s*(?P<value>.+?
 
 @dataclass(frozen=True)
 class NodeImages:
-    """One node and the images (ref -> image id) its tasks may need."""
+    """One node and the images (ref -> the local engine's identity of it) its tasks may need."""
 
     node: NodeState
-    images: Mapping[str, str]
+    images: Mapping[str, ImageIdentity]
 
 
 def matches(node: NodeState, constraint: str) -> bool:
@@ -82,7 +83,7 @@ def service_images(stack_file: str) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def plan_nodes(nodes: Sequence[NodeState], self_id: str, stack_file: str,
-               image_ids: Mapping[str, str]) -> list[NodeImages]:
+               image_ids: Mapping[str, ImageIdentity]) -> list[NodeImages]:
     """For each other ready, active node: the images of the services it may run (pure)."""
     wanted = service_images(stack_file)
     plans = []
@@ -117,19 +118,19 @@ class NodeCheck:
 
 
 def images_on(conn: Connector, refs: Sequence[str]) -> dict[str, str]:
-    """Which of ``refs`` name which image ID on ``conn``'s engine: one `docker image inspect`
-    (an API client would first start `docker system dial-stdio` there and negotiate a version,
-    twice the round trips for an answer most pushes only need to be "all there")."""
-    result = conn.run(["docker", "image", "inspect", "--format",
-                       "{{.Id}} {{json .RepoTags}}", *refs], check=False)
+    """Which of ``refs`` name an image of which content key on ``conn``'s engine: one `docker
+    image inspect` (an API client would first start `docker system dial-stdio` there and
+    negotiate a version, twice the round trips for an answer most pushes only need to be "all
+    there")."""
+    result = conn.run(["docker", "image", "inspect", *refs], check=False)
     found: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        image, _, tags = line.partition(" ")
-        try:
-            names = json.loads(tags) or []
-        except json.JSONDecodeError:
-            continue
-        found.update({ref: image for ref in refs if ref in names})
+    try:
+        documents = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        documents = []
+    for info in documents if isinstance(documents, list) else ():
+        there = identity_of(info)
+        found.update({ref: there.key for ref in refs if ref in there.tags})
     if not found and result.returncode != 0 and "No such" not in result.stderr:
         raise DeployError(f"{conn.host}: docker image inspect failed: "
                           f"{result.stderr.strip() or result.returncode}")
@@ -149,7 +150,7 @@ def check_nodes(plans: Sequence[NodeImages], connect: Connect) -> list[NodeCheck
             return NodeCheck(plan, None, {}, exc.message)
         try:
             present = images_on(conn, sorted(plan.images))
-            missing = {ref: i for ref, i in plan.images.items() if present.get(ref) != i}
+            missing = {ref: i.id for ref, i in plan.images.items() if present.get(ref) != i.key}
         except MlopsError as exc:
             conn.close()
             return NodeCheck(plan, None, {}, exc.message)
@@ -242,7 +243,7 @@ class NodeSurvey:
     secrets and configs are made, so a deploy whose nodes have everything waits for nothing."""
 
     def __init__(self, manager: Connector, stack_file: str,
-                 image_ids: Mapping[str, str]) -> None:
+                 image_ids: Mapping[str, ImageIdentity]) -> None:
         self.manager = manager
         self.plans: list[NodeImages] = []
         self._error: MlopsError | None = None
@@ -251,7 +252,7 @@ class NodeSurvey:
                                         name="node-survey", daemon=True)
         self._thread.start()
 
-    def _run(self, stack_file: str, image_ids: Mapping[str, str]) -> None:
+    def _run(self, stack_file: str, image_ids: Mapping[str, ImageIdentity]) -> None:
         from deployer.connectors import connect
         from deployer.engine.client import docker_errors
         from deployer.swarm import read_nodes

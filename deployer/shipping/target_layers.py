@@ -29,8 +29,10 @@ class TargetLayers:
     """The chain IDs of every image on one engine, read once, then kept up to date with what
     this session loads there."""
 
-    def __init__(self, images: Iterable[Sequence[str]]) -> None:
-        """``images``: each image's layers (diff IDs), bottom first."""
+    def __init__(self, images: Iterable[Sequence[str]], store: str = "classic") -> None:
+        """``images``: each image's layers (diff IDs), bottom first; ``store``: the engine's
+        image store (``classic`` or ``containerd``: see ``objects.image_store``)."""
+        self.store = store
         self._lock = threading.Lock()
         self._chains: set[str] = set()
         for layers in images:
@@ -39,7 +41,8 @@ class TargetLayers:
     @classmethod
     def read(cls, client: docker.DockerClient, host: str) -> TargetLayers:
         """What the engine behind ``client`` holds now."""
-        return cls(image.layers for image in objects.image_layer_lists(client, host))
+        return cls((image.layers for image in objects.image_layer_lists(client, host)),
+                   objects.image_store(client, host))
 
     def missing(self, diff_ids: Sequence[str]) -> list[int]:
         """Indexes of the layers the target lacks (a top part of the stack)."""
@@ -50,6 +53,12 @@ class TargetLayers:
     def add(self, diff_ids: Sequence[str]) -> None:
         with self._lock:
             self._chains.update(chain_ids(diff_ids))
+
+    def diffs_left_out(self, images: Sequence[Sequence[str]]) -> set[str]:
+        """The diff IDs of ``left_out_of_save``'s layers (an OCI layout names blobs by them)."""
+        chains = self.left_out_of_save(images)
+        return {diff for layers in images
+                for chain, diff in zip(chain_ids(layers), layers, strict=True) if chain in chains}
 
     def left_out_of_save(self, images: Sequence[Sequence[str]]) -> set[str]:
         """The chain IDs among ``images``' layers whose files a ``docker save`` of them can

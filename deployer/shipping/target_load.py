@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from deployer import ship
 from deployer.engine import objects
+from deployer.engine.identity import short
 from deployer.errors import ConnectionLost, DeployError, MlopsError
 from deployer.shipping.progress import human
 
@@ -69,9 +70,12 @@ class TargetLoad:
             return None
         return ConnectionLost(self.host, f"{reason}, while {doing}", fix=LOST_WHILE_SHIPPING_FIX)
 
-    def check(self, image_id: str, ref: str) -> None:
-        """``ref`` names ``image_id`` on the target (else the archive was not what we meant)."""
-        got = objects.image_id(self.conn.docker_client(), ref, self.host)
-        if got != image_id:
-            raise DeployError(f"{self.host}: {ref} is {got} after docker load, expected "
-                              f"{image_id}")
+    def check(self, key: str, ref: str) -> None:
+        """``ref`` names an image of content ``key`` on the target (else the archive was not
+        what we meant). By content, not by ID: the target's image store may name the image
+        otherwise than the local one does."""
+        got = objects.image_identity(self.conn.docker_client(), ref, self.host)
+        if got is None or got.key != key:
+            found = "missing" if got is None else f"{got.id[:19]} (content {short(got.key)})"
+            raise DeployError(f"{self.host}: {ref} is {found} after docker load, expected "
+                              f"content {short(key)}")

@@ -90,6 +90,7 @@ class Shipper:
         self._pushed = dict(pushed or {})
         self._target: Future[TargetLayers] | None = None
         self._layers: dict[str, list[str]] = {}
+        self._keys: dict[str, str] = {}
         self._from_save: list[Key] = []  # routed to the docker save route, not yet sent
         self._sent: dict[Key, ShipReport] = {}  # sent with another image's archive
         self._filling: list[Future[LayerStats]] = []
@@ -130,6 +131,15 @@ class Shipper:
             self._layers[image_id] = ordered_layers(self.local, image_id)
         return self._layers[image_id]
 
+    def _key_of(self, image_id: str) -> str:
+        """The content key of a local image (how the target's copy is checked)."""
+        if image_id not in self._keys:
+            found = objects.image_identity(self.local, image_id, "local")
+            if found is None:
+                raise DeployError(f"image {image_id[:19]} vanished from the local engine")
+            self._keys[image_id] = found.key
+        return self._keys[image_id]
+
     def prepare(self, images: Iterable[Key]) -> None:
         """Route each ``(image_id, ref)`` and start pushing those that ship from the local
         registry into it, in order, in the background (the next one is compressed while one
@@ -145,6 +155,11 @@ class Shipper:
         for image_id, ref in images:
             key = (image_id, ref)
             if key in self._pushed or key in self._from_save or key in self._sent:
+                continue
+            if target.store == "containerd":
+                # That store loads an archive without the layers it has only from an OCI
+                # layout naming each layer's exact size: a save's headers give them.
+                self._from_save.append(key)
                 continue
             missing = target.missing(self._layers_of(image_id))
             # A code change misses one new layer on top of layers the registry has: pushing
@@ -281,7 +296,7 @@ class Shipper:
         self.events.info(f"$ docker load  # on {self.host}: {len(missing)} layer(s) of {ref} "
                          "from the local registry", level=1)
         sent = self._loader.send(ref, archive.load_archive(config, [ref], files))
-        self._loader.check(image_id, ref)
+        self._loader.check(self._key_of(image_id), ref)
         target.add(layers)
         return ShipReport(ref, "layers", len(layers), len(missing), sent)
 
@@ -302,24 +317,55 @@ class Shipper:
             return any(folder in archive.v1_layer_ids(layer_json, c) for c in present)
 
         what = refs[0] if len(refs) == 1 else f"{len(refs)} images"
-        self.events.info(f"$ docker save {' '.join(refs)} | gzip -{archive.LEVEL} | ssh "
-                         f"{self.host} docker load  # without the layers {self.host} has",
-                         level=1)
-        sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
-            objects.save_stream(self.local, refs), has, skipped.append)))
+        oci = target.store == "containerd"
+        self.events.info(f"$ docker save {' '.join(refs)} | {'oci-layout | ' if oci else ''}"
+                         f"gzip -{archive.LEVEL} | ssh {self.host} docker load  # without the "
+                         f"layers {self.host} has", level=1)
+        if oci:
+            sent = self._send_oci(what, batch, target.diffs_left_out(
+                [self._layers_of(image_id) for image_id, _ in batch]), skipped)
+        else:
+            sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
+                objects.save_stream(self.local, refs), has, skipped.append)))
         self.events.info(f"{what}: {human(sent)} sent, {len(skipped)} layer(s) the target has "
                          f"left out ({human(sum(skipped))} uncompressed)")
         for number, key in enumerate(batch):
-            self._loader.check(*key)
+            self._loader.check(self._key_of(key[0]), key[1])
             target.add(self._layers_of(key[0]))
             layers = len(self._layers_of(key[0]))
             self._sent[key] = ShipReport(key[1], "layers", layers, moved[key],
                                          sent if number == 0 else 0,
                                          shared_with=len(batch) - 1)
+        if oci:
+            return  # that store is always shipped from a save: the registry would go unread
         # The next change of these images ships from the registry: fill it while the stack
         # is deployed (the session waits for it when it closes normally).
         queue = self._queue()
         self._filling += [queue.submit(*key) for key in batch]
+
+
+    def _send_oci(self, what: str, batch: list[Key], leave_out: set[str],
+                  skipped: list[int]) -> int:
+        """An OCI-layout archive of ``batch`` from one save, without the layers ``leave_out``
+        names; once loaded, every image must be complete in the target's content store (it
+        lists only those): one whose left-out layers the store lacks as uncompressed blobs
+        (e.g. it pulled them, compressed, from a registry) is sent again whole."""
+        images = [archive.OciImage(ref, image_id, tuple(self._layers_of(image_id)))
+                  for image_id, ref in batch]
+        refs = [ref for _, ref in batch]
+        sent = self._loader.send(what, archive.gzip_blocks(archive.oci_from_save(
+            objects.save_stream(self.local, refs), images, leave_out, skipped.append)))
+        client = self.conn.docker_client()
+        incomplete = [ref for ref in refs if leave_out and not objects.image_listed(
+            client, ref, self.host)]
+        if incomplete:
+            self.events.info(f"{self.host}'s content store lacks layers it has unpacked (pulled "
+                             f"compressed?): sending {', '.join(incomplete)} with every layer")
+            again = [image for image in images if image.ref in incomplete]
+            sent += self._loader.send(what, archive.gzip_blocks(archive.oci_from_save(
+                objects.save_stream(self.local, incomplete), again, ())))
+            skipped.clear()
+        return sent
 
 
 def _blob_file(address: str, path: str, blob: registry_blobs.Blob) -> archive.LayerFile:
