@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from bench_ship import OWN_MB, SERVICES, build, write_deps  # noqa: E402
 
 from deployer.connectors import connect  # noqa: E402
-from deployer.engine import objects
+from deployer.engine import objects  # noqa: E402
 from deployer.engine.client import local_client  # noqa: E402
 from deployer.inventory import adhoc_host  # noqa: E402
 from deployer.output import Reporter  # noqa: E402
