@@ -20,8 +20,8 @@ from typing import Any
 
 import docker
 import pytest
-
 from cluster_bed import FACTS, bed_command
+
 from deployer import facts
 from deployer.connectors import connect
 from deployer.engine import objects

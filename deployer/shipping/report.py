@@ -19,6 +19,7 @@ class ShipReport:
     bytes: int  # bytes sent towards the target (the archive; shared by a save's images)
     reason: str = ""  # why save/load was used
     shared_with: int = 0  # other images in the same archive (a first ship's docker save)
+    wasted: int = 0  # bytes of a failed attempt before this one (included in ``bytes``)
 
     def describe(self) -> str:
         if self.method == "layers":
@@ -26,4 +27,6 @@ class ShipReport:
                       f"{'s' if self.shared_with > 1 else ''})" if self.shared_with else "")
             return (f"{self.moved} of {self.layers} layers sent, {human(self.bytes)} "
                     f"over SSH{shared}")
-        return f"docker save | docker load, {human(self.bytes)} over SSH"
+        failed = (f", {human(self.wasted)} of it a failed layer archive" if self.wasted
+                  else "")
+        return f"docker save | docker load, {human(self.bytes)} over SSH{failed}"

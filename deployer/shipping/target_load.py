@@ -37,6 +37,9 @@ class TargetLoad:
         self.conn = conn
         self.host = conn.host
         self.events = events
+        #: Bytes of archives that crossed the wire but were not loaded (a failed attempt
+        #: costs the link as much as a good one: it is counted in the next report).
+        self.wasted = 0
 
     def send(self, what: str, chunks: Iterable[bytes]) -> int:
         """Stream ``chunks`` (a ``docker load`` archive of ``what``) in; returns its size."""
@@ -55,8 +58,10 @@ class TargetLoad:
         try:
             self.conn.run(ship.LOAD_ARGV, stdin=counted())
         except (ValueError, tarfile.TarError) as exc:  # an image stream we cannot parse
+            self.wasted += sent[0]
             raise DeployError(f"the archive of {what} could not be written: {exc}") from exc
         except MlopsError as exc:
+            self.wasted += sent[0]
             lost = self.lost(f"sending {what} ({human(sent[0])} had crossed)")
             if lost is None:
                 raise

@@ -258,7 +258,9 @@ class Shipper:
         ship.ensure_local_tag(self.local, image_id, ref)
         self.events.info(f"$ docker save {ref} | ssh {self.host} docker load", level=1)
         sent = self._loader.send(ref, objects.save_stream(self.local, [ref]))
-        return ShipReport(ref, "save-load", 0, 0, sent, self.fallback_reason or "")
+        wasted, self._loader.wasted = self._loader.wasted, 0
+        return ShipReport(ref, "save-load", 0, 0, sent + wasted, self.fallback_reason or "",
+                          wasted=wasted)
 
     def _push_local(self, image_id: str, ref: str, registry: LocalRegistry) -> LayerStats:
         stats = push_local(self.local, self.events, image_id, ref, registry)
