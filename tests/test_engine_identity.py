@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from deployer.engine.identity import content_key, short
-from deployer.shipping.archive import normalized_name
+from deployer.shipping.oci_archive import normalized_name
 from deployer.shipping.report import ShipReport
 
 #: As the classic store's Engine API writes it (a legacy build: Config.Image is the parent ID).

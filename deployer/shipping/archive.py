@@ -15,7 +15,7 @@ import hashlib
 import json
 import tarfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -43,14 +43,14 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return chains
 
 
-def _header(name: str, size: int) -> bytes:
+def header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mode = 0o644
     return info.tobuf(tarfile.GNU_FORMAT)  # (GNU: sizes of 8 GiB and more too)
 
 
-def _pad(size: int) -> bytes:
+def pad(size: int) -> bytes:
     return b"\0" * (-size % RECORD)
 
 
@@ -70,23 +70,23 @@ def load_archive(config: bytes, tags: Sequence[str],
     names = [f"{index:03d}/layer.tar" for index in range(len(layers))]
     manifest = json.dumps([{"Config": config_name, "RepoTags": list(tags),
                             "Layers": names}]).encode()
-    yield _header(config_name, len(config)) + config + _pad(len(config))
+    yield header(config_name, len(config)) + config + pad(len(config))
     for name, layer in zip(names, layers, strict=True):
         if layer is None:
             continue
-        yield _header(name, layer.size)
+        yield header(name, layer.size)
         sent = 0
         for chunk in layer.chunks():
             sent += len(chunk)
             yield chunk
         if sent != layer.size:
             raise DeployError(f"layer file {name}: {sent} bytes read, {layer.size} expected")
-        yield _pad(layer.size)
-    yield _header("manifest.json", len(manifest)) + manifest + _pad(len(manifest))
+        yield pad(layer.size)
+    yield header("manifest.json", len(manifest)) + manifest + pad(len(manifest))
     yield END
 
 
-class _Reader:
+class Reader:
     """Exact reads out of an iterable of chunks."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
@@ -113,7 +113,7 @@ class _Reader:
             yield piece
 
 
-_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME,
+EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME,
              tarfile.GNUTYPE_LONGLINK, tarfile.SOLARIS_XHDTYPE)
 
 #: ``skip(layer_dir, layer_json)``: whether the target has the layer that ``docker save`` wrote
@@ -125,7 +125,7 @@ def without_layers(save: Iterable[bytes], skip: Skip,
                    skipped: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """The ``docker save`` stream ``save``, without the ``layer.tar`` files ``skip`` names
     (``skipped`` gets each one's size). Other members pass unchanged."""
-    reader = _Reader(save)
+    reader = Reader(save)
     layer_json: dict[str, bytes] = {}
     while True:
         block = reader.read(RECORD)
@@ -133,7 +133,7 @@ def without_layers(save: Iterable[bytes], skip: Skip,
             yield block + reader.read(1 << 30) if block else b""
             return
         info = tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
-        if info.type in _EXTENDED:
+        if info.type in EXTENDED:
             # A long name or a size beyond the header's field (a layer of 8 GiB and more)
             # follows: the rest passes as it is, nothing more left out.
             yield block
@@ -213,133 +213,3 @@ def gzip_blocks(chunks: Iterable[bytes], level: int = LEVEL,
         while pending:
             yield pending.popleft().result()
 
-
-# -- OCI layout, for targets on the containerd image store -------------------------------------
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@dataclass(frozen=True)
-class OciImage:
-    """One image of an OCI-layout archive: its name, config digest and layers (diff IDs)."""
-
-    ref: str
-    config: str
-    diff_ids: tuple[str, ...]
-
-
-def normalized_name(ref: str) -> str:
-    """``ref`` as containerd names images (``docker.io/library/x:t`` for ``x:t``)."""
-    first, slash, rest = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return ref
-    if not slash:
-        return f"docker.io/library/{ref}"
-    return f"docker.io/{ref}"
-
-
-def _blob_name(digest: str) -> str:
-    return "blobs/sha256/" + digest.removeprefix("sha256:")
-
-
-def _member(name: str, data: bytes) -> bytes:
-    return _header(name, len(data)) + data + _pad(len(data))
-
-
-def oci_from_save(save: Iterable[bytes], images: Sequence[OciImage], leave_out: Collection[str],
-                  skipped: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """The classic ``docker save`` stream ``save`` of ``images``, rewritten as an OCI layout
-    (``oci-layout``, ``index.json``, ``blobs/sha256/``: the form the containerd image store
-    loads without every layer file), without the layers whose diff IDs ``leave_out`` names.
-
-    The containerd store's ``docker load`` resolves every layer a ``manifest.json`` names, so a
-    classic archive must carry them all; from an OCI index it imports what the archive holds and
-    unpacks only layers whose snapshot (chain ID) is missing. A layer left out must then be in
-    the target's content store already, as an uncompressed blob (digest = diff ID): the
-    manifests name every layer so, with its exact size (read from the save's headers: a wrong
-    size would break a later ``docker save`` there). Layer folders are named back to diff IDs by
-    their v1 names (``v1_layer_ids``); one that matches none raises ``DeployError``."""
-    leave = set(leave_out)
-    chains = {chain: diff for image in images
-              for chain, diff in zip(chain_ids(image.diff_ids), image.diff_ids, strict=True)}
-    reader = _Reader(save)
-    layer_json: dict[str, bytes] = {}
-    folder_diff: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    configs: dict[str, bytes] = {}
-    written: set[str] = set()
-
-    def diff_of(folder: str) -> str:
-        if folder not in folder_diff:
-            body = layer_json.get(folder)
-            found = [diff for chain, diff in chains.items()
-                     if body is not None and folder in v1_layer_ids(body, chain)]
-            if not found:
-                raise DeployError(f"the image archive's layer folder {folder[:12]} matches none "
-                                  "of the images' layers")
-            folder_diff[folder] = found[0]
-        return folder_diff[folder]
-
-    while True:
-        block = reader.read(RECORD)
-        if len(block) < RECORD or block == b"\0" * RECORD:
-            break
-        info = tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
-        if info.type in _EXTENDED:
-            raise DeployError("the image archive has extended tar headers (a file of 8 GiB or "
-                              "more, or a long name): not rewritten as an OCI layout")
-        size = info.size if info.isreg() else 0
-        padded = size + (-size % RECORD)
-        folder, _, base = info.name.rstrip("/").rpartition("/")
-        if base == "json" and folder and size < 1 << 20:
-            layer_json[folder] = reader.read(padded)[:size]
-            continue
-        if base == "layer.tar" and folder:
-            diff = diff_of(folder)
-            if info.issym() or info.islnk():
-                continue  # the same diff ID's file, written (or left out) under another folder
-            sizes[diff] = size
-            if diff in leave or diff in written:
-                for _ in reader.pieces(padded):
-                    pass
-                if diff in leave and skipped is not None:
-                    skipped(size)
-                continue
-            written.add(diff)
-            yield _header(_blob_name(diff), size)
-            yield from reader.pieces(padded)
-            continue
-        if not folder and base.endswith(".json") and len(base) == 69 and size < 1 << 24:
-            configs["sha256:" + base[:64]] = reader.read(padded)[:size]
-            continue
-        for _ in reader.pieces(padded):  # VERSION files, folders, manifest.json, repositories
-            pass
-    entries = []
-    for image in images:
-        config = configs.get(image.config)
-        if config is None:
-            raise DeployError(f"the image archive lacks the config of {image.ref}")
-        missing = [d for d in image.diff_ids if d not in sizes]
-        if missing:
-            raise DeployError(f"the image archive lacks layer {missing[0][:19]} of {image.ref}")
-        yield _member(_blob_name(image.config), config)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": image.config, "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": sizes[d]}
-                       for d in image.diff_ids],
-        }, separators=(",", ":")).encode()
-        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        yield _member(_blob_name(digest), manifest)
-        name = normalized_name(image.ref)
-        entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
-                        "annotations": {"io.containerd.image.name": name,
-                                        "org.opencontainers.image.ref.name":
-                                            name.rpartition(":")[2]}})
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-    yield _member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    yield _member("index.json", index.encode())
-    yield END

@@ -32,6 +32,8 @@ from deployer import ship
 from deployer.engine import objects
 from deployer.errors import ConnectionLost, DeployError, MlopsError
 from deployer.shipping.local_push import push_local, repository_path
+from deployer.shipping.oci_archive import OciImage
+from deployer.shipping.oci_route import OciSender
 from deployer.shipping.progress import LayerStats, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
@@ -140,6 +142,14 @@ class Shipper:
             self._keys[image_id] = found.key
         return self._keys[image_id]
 
+    def _oci_image(self, image_id: str, ref: str) -> OciImage:
+        return OciImage(ref, image_id, tuple(self._layers_of(image_id)))
+
+    def _oci(self) -> OciSender:
+        assert self._index is not None
+        return OciSender(self.local, self.conn, self._loader, self._index, self.events,
+                         STALL_SECONDS)
+
     def prepare(self, images: Iterable[Key]) -> None:
         """Route each ``(image_id, ref)`` and start pushing those that ship from the local
         registry into it, in order, in the background (the next one is compressed while one
@@ -156,17 +166,17 @@ class Shipper:
             key = (image_id, ref)
             if key in self._pushed or key in self._from_save or key in self._sent:
                 continue
-            if target.store == "containerd":
-                # That store loads an archive without the layers it has only from an OCI
-                # layout naming each layer's exact size: a save's headers give them.
-                self._from_save.append(key)
-                continue
-            missing = target.missing(self._layers_of(image_id))
+            layers = self._layers_of(image_id)
+            missing = target.missing(layers)
             # A code change misses one new layer on top of layers the registry has: pushing
             # compresses that one. A first ship misses layers below it that the registry lacks
             # too: the engine would gzip all of them on one core each, so a save is faster.
-            layers = self._layers_of(image_id)
-            if any(not self._index.has(layers[i]) for i in missing[:-1]):
+            # A containerd-store target needs an OCI manifest naming every layer's exact size:
+            # a save's headers give them, and the index keeps them for the next change.
+            if any(not self._index.has(layers[i]) for i in missing[:-1]) or (
+                    target.store == "containerd" and any(
+                        self._index.size(layer) is None
+                        for i, layer in enumerate(layers) if i not in missing)):
                 self._from_save.append(key)
             else:
                 self._queue().submit(image_id, ref)
@@ -297,7 +307,12 @@ class Shipper:
                  for index, blob in enumerate(found.layers)]
         self.events.info(f"$ docker load  # on {self.host}: {len(missing)} layer(s) of {ref} "
                          "from the local registry", level=1)
-        sent = self._loader.send(ref, archive.load_archive(config, [ref], files))
+        if target.store == "containerd":
+            sent = self._oci().send_blobs(
+                self._oci_image(image_id, ref), config,
+                {layers[i]: found.layers[i] for i in sorted(missing)}, registry.address, path)
+        else:
+            sent = self._loader.send(ref, archive.load_archive(config, [ref], files))
         self._loader.check(self._key_of(image_id), ref)
         target.add(layers)
         return ShipReport(ref, "layers", len(layers), len(missing), sent)
@@ -324,8 +339,10 @@ class Shipper:
                          f"gzip -{archive.LEVEL} | ssh {self.host} docker load  # without the "
                          f"layers {self.host} has", level=1)
         if oci:
-            sent = self._send_oci(what, batch, target.diffs_left_out(
-                [self._layers_of(image_id) for image_id, _ in batch]), skipped)
+            sent = self._oci().send_save(
+                what, [self._oci_image(*key) for key in batch],
+                target.diffs_left_out([self._layers_of(image_id) for image_id, _ in batch]),
+                skipped)
         else:
             sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
                 objects.save_stream(self.local, refs), has, skipped.append)))
@@ -338,36 +355,10 @@ class Shipper:
             self._sent[key] = ShipReport(key[1], "layers", layers, moved[key],
                                          sent if number == 0 else 0,
                                          shared_with=len(batch) - 1)
-        if oci:
-            return  # that store is always shipped from a save: the registry would go unread
         # The next change of these images ships from the registry: fill it while the stack
         # is deployed (the session waits for it when it closes normally).
         queue = self._queue()
         self._filling += [queue.submit(*key) for key in batch]
-
-
-    def _send_oci(self, what: str, batch: list[Key], leave_out: set[str],
-                  skipped: list[int]) -> int:
-        """An OCI-layout archive of ``batch`` from one save, without the layers ``leave_out``
-        names; once loaded, every image must be complete in the target's content store (it
-        lists only those): one whose left-out layers the store lacks as uncompressed blobs
-        (e.g. it pulled them, compressed, from a registry) is sent again whole."""
-        images = [archive.OciImage(ref, image_id, tuple(self._layers_of(image_id)))
-                  for image_id, ref in batch]
-        refs = [ref for _, ref in batch]
-        sent = self._loader.send(what, archive.gzip_blocks(archive.oci_from_save(
-            objects.save_stream(self.local, refs), images, leave_out, skipped.append)))
-        client = self.conn.docker_client()
-        incomplete = [ref for ref in refs if leave_out and not objects.image_listed(
-            client, ref, self.host)]
-        if incomplete:
-            self.events.info(f"{self.host}'s content store lacks layers it has unpacked (pulled "
-                             f"compressed?): sending {', '.join(incomplete)} with every layer")
-            again = [image for image in images if image.ref in incomplete]
-            sent += self._loader.send(what, archive.gzip_blocks(archive.oci_from_save(
-                objects.save_stream(self.local, incomplete), again, ())))
-            skipped.clear()
-        return sent
 
 
 def _blob_file(address: str, path: str, blob: registry_blobs.Blob) -> archive.LayerFile:
