@@ -159,3 +159,52 @@ def test_the_containerd_target_exports_every_layer_of_a_shipped_image(
     local = subprocess.run(["docker", "save", ref], capture_output=True, check=True).stdout
     # Same layers, other archive layout: within 1 % of the local save's size.
     assert abs(len(saved) - len(local)) < len(local) / 100
+
+
+@pytest.mark.parametrize(("local_kind", "target_kind"), [
+    ("26.1", "20.10"), ("26.1", "26.1-containerd"),
+    ("26.1-containerd", "20.10"), ("26.1-containerd", "26.1"),
+])
+def test_a_modern_deploying_engine_ships_only_missing_layers(
+    local_kind: str, target_kind: str, engine_targets: dict[str, dict[str, Any]],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deploying machine on Docker 26.1, either store: its ``docker save`` is an OCI layout
+    (layers as ``blobs/sha256/…``, compressed where the containerd store built them), filtered
+    by digest. The engine managers stand in for it; two new layers and an empty registry dir
+    send the image by a save (the registry route needs the local engine to reach the loopback
+    registry, which a namespaced engine cannot)."""
+    monkeypatch.setenv(DIR_ENV, str(tmp_path / "registry"))
+    local_host = engine_targets[local_kind]["docker_host"]
+    target = engine_targets[target_kind]
+    ref = f"{PREFIX}/local:{uuid.uuid4().hex[:8]}"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM mlops-standin:latest\nCOPY lib.txt /opt/lib.txt\n"
+                                    "COPY app.txt /opt/app.txt\n")
+    (ctx / "lib.txt").write_text(f"lib {ref}")
+    (ctx / "app.txt").write_text(ref)
+    subprocess.run(["docker", "-H", local_host, "build", "-q", "-t", ref, str(ctx)], check=True,
+                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    local = local_client(local_host)
+    there = docker.APIClient(base_url=target["docker_host"], version="auto")
+    try:
+        info = local.api.inspect_image(ref)
+        host = adhoc_host(target["alias"], ssh_config=target["ssh_config"])
+        stream = io.StringIO()
+        with connect(host.ssh) as conn, Shipper(local, conn, Reporter(verbose=1,
+                                                                      stream=stream)) as shipper:
+            report = shipper.ship(str(info["Id"]), ref)
+        log = stream.getvalue()
+        assert report.method == "layers", log
+        assert report.bytes < 64 * 1024, log
+        assert objects.identity_of(there.inspect_image(ref)).key == \
+            objects.identity_of(info).key
+        assert there.images(filters={"reference": ref}), log
+    finally:
+        for api in (local.api, there):
+            try:
+                api.remove_image(ref)
+            except docker.errors.APIError:
+                pass
+        local.close()

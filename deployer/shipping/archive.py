@@ -15,7 +15,7 @@ import hashlib
 import json
 import tarfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -122,9 +122,18 @@ Skip = Callable[[str, bytes], bool]
 
 
 def without_layers(save: Iterable[bytes], skip: Skip,
-                   skipped: Callable[[int], None] | None = None) -> Iterator[bytes]:
+                   skipped: Callable[[int], None] | None = None,
+                   leave_blobs: Collection[str] = (),
+                   sizes: dict[str, int] | None = None) -> Iterator[bytes]:
     """The ``docker save`` stream ``save``, without the ``layer.tar`` files ``skip`` names
-    (``skipped`` gets each one's size). Other members pass unchanged."""
+    (``skipped`` gets each one's size). Other members pass unchanged.
+
+    An OCI-layout save (Docker 25 and later) names layers ``blobs/sha256/<digest>``, uncompressed
+    on the classic store (the digest is then the diff ID), often compressed on the containerd
+    store: a blob whose digest ``leave_blobs`` names is left out, the rest passes (a compressed
+    layer cannot be told by its digest, so it is sent). ``sizes`` gets the size of each blob in
+    ``leave_blobs``' form (diff ID -> size, for every ``sha256:`` blob seen)."""
+    leave = set(leave_blobs)
     reader = Reader(save)
     layer_json: dict[str, bytes] = {}
     while True:
@@ -148,7 +157,11 @@ def without_layers(save: Iterable[bytes], skip: Skip,
             layer_json[folder] = body[:size]
             yield block + body
             continue
-        if base == "layer.tar" and folder in layer_json and skip(folder, layer_json[folder]):
+        blob = f"sha256:{base}" if folder == "blobs/sha256" else None
+        if blob is not None and sizes is not None:
+            sizes[blob] = size
+        if (blob is not None and blob in leave) or (
+                base == "layer.tar" and folder in layer_json and skip(folder, layer_json[folder])):
             for _ in reader.pieces(padded):
                 pass
             if skipped is not None:
@@ -165,6 +178,13 @@ def _go_json(value: object) -> str:
                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
     return text
+
+
+def is_oci_layout(first: bytes) -> bool:
+    """Whether an image archive starting with the chunk ``first`` is an OCI layout (Docker 25+
+    ``docker save``: ``blobs/``, ``index.json``, ``oci-layout`` before anything else)."""
+    name = first[:100].split(b"\0", 1)[0]
+    return name.startswith((b"blobs", b"index.json", b"oci-layout"))
 
 
 def v1_layer_ids(layer_json: bytes, chain_id: str) -> set[str]:

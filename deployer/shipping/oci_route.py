@@ -10,7 +10,7 @@ layer inflated, sized, checked against its diff ID) instead of saving the whole 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,39 +60,37 @@ class OciSender:
             for file in temporary:
                 file.unlink(missing_ok=True)
         left_out = len(files) < len(image.diff_ids)
-        return sent + self.complete(image.ref, [image], left_out=left_out)
+        return sent + self.complete(image.ref, [image.ref], left_out=left_out)
 
-    def send_save(self, what: str, images: Sequence[OciImage], leave_out: set[str],
-                  skipped: list[int]) -> int:
-        """``images`` from one save, without the layers ``leave_out`` names (``skipped`` gets
-        their sizes; every size read goes into the index); returns the bytes sent."""
+    def send_save(self, what: str, save: Iterable[bytes], images: Sequence[OciImage],
+                  leave_out: set[str], skipped: list[int]) -> int:
+        """``images`` from their classic ``save`` stream, rewritten as an OCI layout without the
+        layers ``leave_out`` names (``skipped`` gets their sizes; every size read goes into the
+        index); returns the bytes sent."""
         sizes: dict[str, int] = {}
         sent = self.loader.send(what, archive.gzip_blocks(oci_from_save(
-            objects.save_stream(self.local, [image.ref for image in images]), images,
-            leave_out, skipped.append, sizes)))
+            save, images, leave_out, skipped.append, sizes)))
         self.index.record_sizes(sizes)
-        extra = self.complete(what, images, left_out=bool(leave_out))
+        extra = self.complete(what, [image.ref for image in images], left_out=bool(leave_out))
         if extra:
             skipped.clear()
         return sent + extra
 
-    def complete(self, what: str, images: Sequence[OciImage], *, left_out: bool) -> int:
+    def complete(self, what: str, refs: Sequence[str], *, left_out: bool) -> int:
         """Bytes sent again: once loaded, every image must stand whole in the target's content
         store (it lists only those). One whose left-out layers the store lacks as uncompressed
-        blobs (it pulled them, compressed, from a registry) is sent again with every layer,
-        said out loud."""
+        blobs (it pulled them, compressed, from a registry) is sent again whole (a plain save,
+        which that store loads with every layer in it), said out loud."""
         if not left_out:
             return 0
         client = self.conn.docker_client()
-        again = [image for image in images
-                 if not objects.image_listed(client, image.ref, self.host)]
+        again = [ref for ref in refs if not objects.image_listed(client, ref, self.host)]
         if not again:
             return 0
-        refs = [image.ref for image in again]
         self.events.info(f"{self.host}'s content store lacks layers it has unpacked (pulled "
-                         f"compressed?): sending {', '.join(refs)} with every layer")
-        return self.loader.send(what, archive.gzip_blocks(oci_from_save(
-            objects.save_stream(self.local, refs), again, ())))
+                         f"compressed?): sending {', '.join(again)} with every layer")
+        return self.loader.send(what, archive.gzip_blocks(objects.save_stream(self.local,
+                                                                               again)))
 
 
 def _file_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:

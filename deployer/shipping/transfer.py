@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -93,6 +94,7 @@ class Shipper:
         self._target: Future[TargetLayers] | None = None
         self._layers: dict[str, list[str]] = {}
         self._keys: dict[str, str] = {}
+        self._store: str | None = None  # the local engine's image store, read once
         self._from_save: list[Key] = []  # routed to the docker save route, not yet sent
         self._sent: dict[Key, ShipReport] = {}  # sent with another image's archive
         self._filling: list[Future[LayerStats]] = []
@@ -145,6 +147,15 @@ class Shipper:
     def _oci_image(self, image_id: str, ref: str) -> OciImage:
         return OciImage(ref, image_id, tuple(self._layers_of(image_id)))
 
+    def _local_store(self) -> str:
+        if self._store is None:
+            self._store = objects.image_store(self.local, "local")
+        return self._store
+
+    def _record_sizes(self, sizes: dict[str, int]) -> None:
+        if self._index is not None:
+            self._index.record_sizes(sizes)
+
     def _oci(self) -> OciSender:
         assert self._index is not None
         return OciSender(self.local, self.conn, self._loader, self._index, self.events,
@@ -165,6 +176,11 @@ class Shipper:
         for image_id, ref in images:
             key = (image_id, ref)
             if key in self._pushed or key in self._from_save or key in self._sent:
+                continue
+            if self._local_store() == "containerd":
+                # Its image ID is a manifest digest: the registry route, which reads images
+                # back by config digest, cannot serve it. Its OCI-layout save can.
+                self._from_save.append(key)
                 continue
             layers = self._layers_of(image_id)
             missing = target.missing(layers)
@@ -335,17 +351,36 @@ class Shipper:
 
         what = refs[0] if len(refs) == 1 else f"{len(refs)} images"
         oci = target.store == "containerd"
-        self.events.info(f"$ docker save {' '.join(refs)} | {'oci-layout | ' if oci else ''}"
-                         f"gzip -{archive.LEVEL} | ssh {self.host} docker load  # without the "
-                         f"layers {self.host} has", level=1)
-        if oci:
-            sent = self._oci().send_save(
-                what, [self._oci_image(*key) for key in batch],
-                target.diffs_left_out([self._layers_of(image_id) for image_id, _ in batch]),
-                skipped)
-        else:
+        leave = target.diffs_left_out([self._layers_of(image_id) for image_id, _ in batch])
+        save = objects.save_stream(self.local, refs)
+        first = next(save, b"")
+        stream = itertools.chain([first], save)
+        if archive.is_oci_layout(first):
+            # Docker 25+ saves an OCI layout, which either store loads: layers the target has
+            # are left out by digest (the diff ID, where the local store keeps them
+            # uncompressed), nothing rewritten.
+            self.events.info(f"$ docker save {' '.join(refs)} | gzip -{archive.LEVEL} | ssh "
+                             f"{self.host} docker load  # an OCI layout, without the layers "
+                             f"{self.host} has", level=1)
+            sizes: dict[str, int] = {}
             sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
-                objects.save_stream(self.local, refs), has, skipped.append)))
+                stream, _nothing, skipped.append, leave, sizes)))
+            diffs = {d for image_id, _ in batch for d in self._layers_of(image_id)}
+            self._record_sizes({d: s for d, s in sizes.items() if d in diffs})
+            if oci:
+                sent += self._oci().complete(what, refs, left_out=bool(leave))
+        elif oci:
+            self.events.info(f"$ docker save {' '.join(refs)} | oci-layout | gzip -"
+                             f"{archive.LEVEL} | ssh {self.host} docker load  # without the "
+                             f"layers {self.host} has", level=1)
+            sent = self._oci().send_save(what, stream, [self._oci_image(*key) for key in batch],
+                                         leave, skipped)
+        else:
+            self.events.info(f"$ docker save {' '.join(refs)} | gzip -{archive.LEVEL} | ssh "
+                             f"{self.host} docker load  # without the layers {self.host} has",
+                             level=1)
+            sent = self._loader.send(what, archive.gzip_blocks(archive.without_layers(
+                stream, has, skipped.append)))
         self.events.info(f"{what}: {human(sent)} sent, {len(skipped)} layer(s) the target has "
                          f"left out ({human(sum(skipped))} uncompressed)")
         for number, key in enumerate(batch):
@@ -355,10 +390,18 @@ class Shipper:
             self._sent[key] = ShipReport(key[1], "layers", layers, moved[key],
                                          sent if number == 0 else 0,
                                          shared_with=len(batch) - 1)
+        if self._local_store() == "containerd":
+            return  # never shipped from the registry (see prepare)
         # The next change of these images ships from the registry: fill it while the stack
         # is deployed (the session waits for it when it closes normally).
         queue = self._queue()
         self._filling += [queue.submit(*key) for key in batch]
+
+
+def _nothing(folder: str, layer_json: bytes) -> bool:
+    """No classic layer folder to leave out (an OCI-layout save has none)."""
+    del folder, layer_json
+    return False
 
 
 def _blob_file(address: str, path: str, blob: registry_blobs.Blob) -> archive.LayerFile:
