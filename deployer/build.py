@@ -9,7 +9,9 @@ tag exists, the service is ``ok`` without running the builder at all. The image 
 The context is streamed to the engine as a tar we assemble ourselves: the extra CA certificates are
 added under ``certs/`` in that stream (the Dockerfiles install ``certs/*.crt``), and the services'
 shared library (``<contexts>/mlops_serving``, when there is one) under ``mlops_serving/``, so the
-repository is never modified. The legacy builder runs (the API's ``/build`` without BuildKit).
+repository is never modified. BuildKit builds it where the docker CLI has buildx (``docker buildx
+build``, the tar on its stdin: see ``deployer.buildkit``); elsewhere the legacy builder (the
+API's ``/build``) does, on the Dockerfile without its cache mounts, and the output says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deployer import ship
+from deployer import buildkit, ship
 from deployer.build_context import (
     CERTS_DIR,
     DOCKERFILE,
@@ -55,6 +57,7 @@ _STEP_RE = re.compile(r"^Step \d+/\d+ : ")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Builder bookkeeping lines, left out of the error's "last output".
 _NOISE = (" ---> ", "Removing intermediate container", "Successfully built", "Successfully tagged")
+_BUILDKIT_NOISE = ("#0 building with", "------", "Dockerfile:")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class BuildOptions:
     ca_certs: tuple[Path, ...] = ()
     no_cache: bool = False
     context_dir: Path | None = None  # overrides resources.services_dir()
+    builder: str = "auto"  # auto | buildkit | legacy
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,25 @@ class Builder:
         self.opts = options
         self._certs = load_ca_certs(options.ca_certs)
         self._base_ids: dict[str, str] = {}
+        self._buildkit: bool | None = None  # decided at the first build that runs
+
+    def _use_buildkit(self) -> bool:
+        if self._buildkit is None:
+            if self.opts.builder == "legacy":
+                self._buildkit = False
+                return False
+            version = buildkit.buildx_version()
+            if version is None and self.opts.builder == "buildkit":
+                raise ConfigError("--builder buildkit: the docker CLI has no buildx plugin "
+                                  "(`docker buildx version` failed)", fix=buildkit.LEGACY_FIX)
+            self._buildkit = version is not None
+            if version is None:
+                self.out.info("no docker buildx: building with the legacy builder (deprecated; "
+                              "without cache mounts a changed requirements file downloads "
+                              f"every wheel again). fix: {buildkit.LEGACY_FIX}")
+            else:
+                self.out.info(f"building with BuildKit ({version})", level=1)
+        return self._buildkit
 
     def build(self, values: StackValues, services: Sequence[str] = ()) -> list[BuildResult]:
         """Build ``services`` (default: every built service). A failed service is reported and
@@ -196,8 +219,9 @@ class Builder:
         context = BuildContext.scan(target.context, self._certs, library_for(target.context))
         digest = context.digest(base_id, args)
         ref = content_tag(image, digest)
-        argv = ["docker", "build", "--build-arg", f"BASE_IMAGE={base}", "-t", ref, "-t", image,
-                *(["--no-cache"] if self.opts.no_cache else []), str(target.context)]
+        argv = ["docker", "buildx", "build", "--build-arg", f"BASE_IMAGE={base}", "-t", ref,
+                "-t", image, *(["--no-cache"] if self.opts.no_cache else []),
+                str(target.context)]
         if self._certs and CERTS_DIR not in _dockerfile_text(target.context):
             self.out.info(f"{name}: its Dockerfile does not use {CERTS_DIR}/: the extra CA "
                           "certificates have no effect")
@@ -226,8 +250,10 @@ class Builder:
         self, name: str, context: BuildContext, ref: str, args: Mapping[str, str], digest: str
     ) -> str:
         progress = _Progress()
+        if self._use_buildkit():
+            return self._run_buildkit(name, context, ref, args, digest, progress)
         with tempfile.TemporaryFile(prefix="mlops-build-") as fileobj:
-            context.write_tar(fileobj)
+            context.write_tar(fileobj, buildkit.legacy_dockerfile)
             try:
                 with docker_errors(HOST):
                     stream = self.api.build(
@@ -246,6 +272,37 @@ class Builder:
             progress.error = f"the builder reported success but {ref} does not exist"
             raise _failure(name, context.root, progress)
         return image_id
+
+    def _run_buildkit(self, name: str, context: BuildContext, ref: str,
+                      args: Mapping[str, str], digest: str, progress: _Progress) -> str:
+        iidfile = buildkit.iid_path()
+        argv = buildkit.build_argv(ref, args, {SERVICE_LABEL: name, CONTEXT_LABEL: digest},
+                                   iidfile, no_cache=self.opts.no_cache)
+        try:
+            with tempfile.TemporaryFile(prefix="mlops-build-") as fileobj:
+                context.write_tar(fileobj)
+                code, image_id = buildkit.run_build(
+                    argv, fileobj, lambda line: self._on_buildkit_line(name, line, progress))
+        finally:
+            iidfile.unlink(missing_ok=True)
+        if code != 0 or image_id is None:
+            progress.error = progress.error or f"docker buildx build exited {code}"
+            raise _failure(name, context.root, progress)
+        return image_id
+
+    def _on_buildkit_line(self, name: str, raw: str, progress: _Progress) -> None:
+        line = _ANSI_RE.sub("", raw).rstrip()
+        if not line:
+            return
+        if line.startswith("ERROR:") or re.match(r"^#\d+ ERROR: ", line):
+            progress.error = line.split("ERROR:", 1)[1].strip()
+        elif not line.startswith(_BUILDKIT_NOISE):
+            progress.tail.append(line)
+        if buildkit.STEP.match(line):
+            progress.step = line.partition(" ")[2]  # without BuildKit's "#N " job number
+            self.out.info(f"{name}: {_shorten(progress.step)}")
+        else:
+            self.out.info(f"{name}: {line}", level=1)
 
     def _on_chunk(self, name: str, chunk: Mapping[str, Any], progress: _Progress) -> None:
         if "error" in chunk:

@@ -13,7 +13,7 @@ import re
 import stat
 import tarfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -118,16 +118,23 @@ class BuildContext:
         h.update(base_image_id.encode())
         return h.hexdigest()
 
-    def write_tar(self, fileobj: IO[bytes]) -> None:
+    def write_tar(self, fileobj: IO[bytes],
+                  dockerfile: Callable[[str], str] | None = None) -> None:
         """The context as an uncompressed tar: the listed files, the library, a ``certs/``
         directory (always, so ``COPY certs/ ...`` works without certificates) and the generated
-        certificates."""
-        with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        certificates. ``dockerfile`` rewrites the Dockerfile's text (for the legacy builder)."""
+        # GNU format (long names, big files): buildx takes a stdin starting with a PAX header
+        # for a Dockerfile ("unknown instruction: ././@PAXHEADER").
+        with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT) as tar:
             for rel, path in self.entries():
                 info = tar.gettarinfo(str(path), arcname=rel)
                 if info is None:
                     continue
-                if info.isfile():
+                if info.isfile() and rel == DOCKERFILE and dockerfile is not None:
+                    data = dockerfile(path.read_text()).encode()
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                elif info.isfile():
                     with path.open("rb") as f:
                         tar.addfile(info, f)
                 else:

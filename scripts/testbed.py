@@ -688,6 +688,7 @@ def cmd_up(args: argparse.Namespace) -> None:
                                            "swarm_local.marker"))
         step("base image", ensure_base_image)
         step("stand-in image", ensure_standin_image)
+        step("buildx plugin", _engines().ensure_buildx_plugin)
         if args.only == "engine":
             say(f"engine up in {time.monotonic() - started:.1f}s")
             return
@@ -768,6 +769,14 @@ def _cluster() -> Any:
     import testbed_cluster
 
     return testbed_cluster
+
+
+def _engines() -> Any:
+    """The engine kinds part (scripts/testbed_engines.py), loaded like ``_cluster``."""
+    sys.modules.setdefault("testbed", sys.modules[__name__])
+    import testbed_engines
+
+    return testbed_engines
 
 
 def _registry() -> Any:

@@ -96,10 +96,12 @@ class Node:
         return f"bed-cluster-{self.name}"
 
 
+#: Mixed engine versions, as a cluster being upgraded node by node: the manager on 20.10, one
+#: worker on 26.1 (classic store), one on 26.1 with the containerd image store.
 NODES = (
     Node("manager", "10.251.0.11", "manager"),
-    Node("worker1", "10.251.0.12", "worker"),
-    Node("worker2", "10.251.0.13", "worker"),
+    Node("worker1", "10.251.0.12", "worker", "26.1"),
+    Node("worker2", "10.251.0.13", "worker", "26.1-containerd"),
 )
 MANAGER = NODES[0]
 #: Standalone single-node swarms on the same bridge, one per modern engine kind (the bed's

@@ -93,7 +93,17 @@ def ensure_trixie_engine() -> None:
     shutil.rmtree(debs, ignore_errors=True)
 
 
-def buildx_plugin() -> Path:
-    """docker-buildx (trixie), for a docker CLI config's ``cli-plugins`` folder."""
+def ensure_buildx_plugin() -> None:
+    """The docker CLI's buildx plugin (BuildKit builds): trixie's docker-buildx linked into the
+    CLI's plugin folder (``$DOCKER_CONFIG/cli-plugins``), unless the CLI has a working one."""
+    if tb.ok(["docker", "buildx", "version"]):
+        return
     ensure_trixie_engine()
-    return BUILDX
+    plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-buildx"
+    link.unlink(missing_ok=True)  # a dangling link (a removed checkout's)
+    link.symlink_to(BUILDX)
+    if not tb.ok(["docker", "buildx", "version"]):
+        raise tb.BedError(f"docker buildx does not run from {link}")
+    tb.say(f"linked docker-buildx (BuildKit builds) into {plugins}")

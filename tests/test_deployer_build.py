@@ -212,24 +212,37 @@ def _standin_context(root: Path, service: str, version: str) -> Path:
     return ctx
 
 
-def _build_argv(bed: dict[str, Any], images: Images, contexts: Path, *extra: str) -> list[str]:
-    return ["build", "-f", str(STANDIN_VALUES),
+#: What each builder prints: a step's line, and a failed RUN's exit code.
+BUILDER_OUTPUT = {
+    "legacy": {"step": "Step 1/", "failing": "failing step: Step 3/",
+               "exit": "returned a non-zero code: 3"},
+    "buildkit": {"step": "[1/2] FROM", "failing": "failing step: [2/2] RUN",
+                 "exit": "exit code: 3"},
+}
+
+
+def _build_argv(bed: dict[str, Any], images: Images, contexts: Path, *extra: str,
+                builder: str = "auto") -> list[str]:
+    return ["build", "--builder", builder, "-f", str(STANDIN_VALUES),
             "--set", "services.llm-connector.build=true",
             "--set", f"services.llm-connector.image={images.ref('llm-connector')}",
             "--base-image", bed["base_image"], "--context-dir", str(contexts), *extra]
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("builder", ["legacy", "buildkit"])
 def test_build_skips_unchanged_and_rebuilds_changed(
-    bed: dict[str, Any], images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    bed: dict[str, Any], images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    builder: str,
 ) -> None:
+    step = BUILDER_OUTPUT[builder]["step"]
     contexts = tmp_path / "services"
     ctx = _standin_context(contexts, "llm-connector", "v1")
     ref = images.ref("llm-connector")
 
-    code, out = run(_build_argv(bed, images, contexts), capsys)
+    code, out = run(_build_argv(bed, images, contexts, builder=builder), capsys)
     assert code == 0, out
-    assert "llm-connector: Step 1/" in out and "changed: [local] build llm-connector" in out
+    assert f"llm-connector: {step}" in out and "changed: [local] build llm-connector" in out
     assert "skipped: [local] build sklearn-model  (values say build: false" in out
     first = images.image_id(ref)
     assert first is not None
@@ -238,25 +251,25 @@ def test_build_skips_unchanged_and_rebuilds_changed(
     assert images.image_id(content_tag(ref, digest)) == first
 
     # Unchanged: ok, and the builder does not even run.
-    code, out = run(_build_argv(bed, images, contexts, "llm-connector"), capsys)
+    code, out = run(_build_argv(bed, images, contexts, "llm-connector", builder=builder), capsys)
     assert code == 0, out
-    assert "ok: [local] build llm-connector" in out and "Step" not in out
+    assert "ok: [local] build llm-connector" in out and step not in out
     assert images.image_id(ref) == first
 
     # Changed context: a new image, :latest moves to it.
     (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text().replace("v1", "v2"))
-    code, out = run(_build_argv(bed, images, contexts, "llm-connector"), capsys)
+    code, out = run(_build_argv(bed, images, contexts, "llm-connector", builder=builder), capsys)
     assert code == 0, out
-    assert "changed: [local] build llm-connector" in out and "Step" in out
+    assert "changed: [local] build llm-connector" in out and step in out
     second = images.image_id(ref)
     assert second not in (None, first)
 
     # Back to the first content: its tag still exists, so no build, just the tag moves back.
     (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text().replace("v2", "v1"))
-    code, out = run(_build_argv(bed, images, contexts, "llm-connector"), capsys)
+    code, out = run(_build_argv(bed, images, contexts, "llm-connector", builder=builder), capsys)
     assert code == 0, out
     assert "changed: [local] build llm-connector" in out and "already built" in out
-    assert "Step" not in out
+    assert step not in out
     assert images.image_id(ref) == first
 
 
@@ -300,9 +313,12 @@ def test_build_installs_extra_ca_certificates(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("builder", ["legacy", "buildkit"])
 def test_build_failure_names_service_step_output_and_fix(
-    bed: dict[str, Any], images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    bed: dict[str, Any], images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    builder: str,
 ) -> None:
+    expected = BUILDER_OUTPUT[builder]
     contexts = tmp_path / "services"
     ctx = contexts / "llm-connector"
     ctx.mkdir(parents=True)
@@ -310,12 +326,12 @@ def test_build_failure_names_service_step_output_and_fix(
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
         "RUN echo preparing && echo 'no such package: frobnicate' >&2 && exit 3\n"
     )
-    code, out = run(_build_argv(bed, images, contexts), capsys)
+    code, out = run(_build_argv(bed, images, contexts, builder=builder), capsys)
     assert code == 2, out
     assert "failed: [local] build llm-connector" in out
-    assert "failing step: Step 3/" in out and "RUN echo preparing" in out
+    assert expected["failing"] in out and "RUN echo preparing" in out
     assert "no such package: frobnicate" in out  # the last lines of output
-    assert "returned a non-zero code: 3" in out
+    assert expected["exit"] in out
     assert f"fix: fix the failing step in {ctx / 'Dockerfile'}" in out
     assert "\x1b[" not in out
     assert images.image_id(images.ref("llm-connector")) is None

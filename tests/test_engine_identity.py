@@ -58,6 +58,10 @@ def test_names_as_containerd_writes_them() -> None:
     assert normalized_name("10.0.0.1:5000/x/y:t") == "10.0.0.1:5000/x/y:t"
     assert normalized_name("localhost/x:t") == "localhost/x:t"
     assert normalized_name("registry.example/x:t") == "registry.example/x:t"
+    # Docker Hub's own prefix without library/, and a ref without a tag (Docker's "latest").
+    assert normalized_name("docker.io/x:t") == "docker.io/library/x:t"
+    assert normalized_name("x") == "docker.io/library/x:latest"
+    assert normalized_name("localhost:5000/a") == "localhost:5000/a:latest"
 
 
 def test_a_failed_attempt_is_counted_in_the_report() -> None:

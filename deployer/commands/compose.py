@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deployer.commands.build_options import add_build_options, build_options
 from deployer.commands.render import add_values_arguments
 from deployer.compose import ACTIONS, ComposeOptions, choose, compose_argv, probe
 from deployer.errors import ConfigError
@@ -66,7 +67,9 @@ def register(subparsers: Any) -> None:
                            "whose image changed is recreated, the others are left running")
             a.add_argument("--wait", action="store_true",
                            help="wait until the services are running and healthy")
-            _add_build_options(a)
+            # The same options as `deployer build`: the same inputs give the same
+            # content-hash tags, so an unchanged service is not rebuilt.
+            add_build_options(a, "build (with --build)")
         if action == "down":
             a.add_argument("--volumes", action="store_true",
                            help="also remove the named volumes (data is lost)")
@@ -80,31 +83,15 @@ def register(subparsers: Any) -> None:
         a.set_defaults(func=run_compose)
 
 
-def _add_build_options(parser: argparse.ArgumentParser) -> None:
-    # The same options as `deployer build` (same dests): the same inputs give the same
-    # content-hash tags, so an unchanged service is not rebuilt.
-    group = parser.add_argument_group("build (with --build)")
-    group.add_argument("--base-image", metavar="IMAGE",
-                       help="BASE_IMAGE build argument (default: build.base_image of the values)")
-    group.add_argument("--ca-cert", dest="ca_certs", action="append", type=Path, default=[],
-                       metavar="FILE", help="extra CA certificate (PEM) installed in the images "
-                       "(repeatable; give the same ones as the first build to reuse its layers)")
-    group.add_argument("--no-cache", action="store_true",
-                       help="build even if the content hash is already built")
-    group.add_argument("--context-dir", type=Path, metavar="DIR",
-                       help="folder holding <service>/Dockerfile (default: the shipped services/)")
-
-
 def _build(args: argparse.Namespace, values: StackValues, services: list[str],
            reporter: Reporter) -> bool:
     """The deployer's builder, not Compose's: it adds the extra CA certificates to the build
     context and skips unchanged images by content hash (Compose would rebuild them from a
     context without the certificates, missing the cached dependency layers)."""
-    from deployer.build import Builder, BuildOptions
+    from deployer.build import Builder
     from deployer.engine.client import local_client
 
-    options = BuildOptions(base_image=args.base_image, ca_certs=tuple(args.ca_certs),
-                           no_cache=args.no_cache, context_dir=args.context_dir)
+    options = build_options(args)
     client = local_client()
     try:
         results = Builder(client, reporter, options).build(values, services)

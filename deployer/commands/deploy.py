@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deployer.commands.build_options import add_build_options, build_options
 from deployer.commands.render import add_values_arguments
 from deployer.commands.targets import (
     add_target_arguments,
@@ -18,7 +18,7 @@ from deployer.options import DEFAULT_RESOLVE_IMAGE, OPTIONAL_SECRETS, RESOLVE_IM
 from deployer.output import Reporter
 
 if TYPE_CHECKING:
-    from deployer.build import BuildOptions
+    pass
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,26 +56,17 @@ def add_build_arguments(parser: argparse.ArgumentParser, *, with_values: bool = 
                         help="services to build (default: every service the values build)")
     if with_values:
         add_values_arguments(parser)
-    group = parser.add_argument_group("build")
-    group.add_argument("--base-image", metavar="IMAGE",
-                       help="BASE_IMAGE build argument (default: build.base_image of the values)")
-    group.add_argument("--ca-cert", dest="ca_certs", action="append", type=Path, default=[],
-                       metavar="FILE", help="extra CA certificate (PEM) installed in the images, "
-                       "e.g. a TLS-intercepting proxy's (repeatable)")
-    group.add_argument("--no-cache", action="store_true",
-                       help="build even if the content hash is already built, without the "
-                       "builder's layer cache")
-    group.add_argument("--context-dir", type=Path, metavar="DIR",
-                       help="folder holding <service>/Dockerfile (default: the shipped services/)")
+    add_build_options(parser)
 
 
 def register(subparsers: Any) -> None:
     """Add the `build`, `push` and `rebuild` sub-commands."""
     b = subparsers.add_parser(
         "build", help="build the service images on the local engine (skips unchanged ones)",
-        description="Build each service image from services/<name> with the legacy builder, "
-        "tagged <repo>:<content hash> and the values' image. A service whose build context, "
-        "base image and arguments are unchanged is ok without building.",
+        description="Build each service image from services/<name> (BuildKit where the docker "
+        "CLI has buildx, else the legacy builder), tagged <repo>:<content hash> and the values' "
+        "image. A service whose build context, base image and arguments are unchanged is ok "
+        "without building.",
     )
     add_build_arguments(b)
     b.add_argument("--push", action="store_true",
@@ -103,13 +94,6 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=run_rebuild)
 
 
-def _build_options(args: argparse.Namespace) -> BuildOptions:
-    from deployer.build import BuildOptions
-
-    return BuildOptions(base_image=args.base_image, ca_certs=tuple(args.ca_certs),
-                        no_cache=args.no_cache, context_dir=args.context_dir)
-
-
 def run_build(args: argparse.Namespace) -> int:
     """Build on the local engine; exit 2 when a build failed."""
     reporter = Reporter(verbose=args.verbose)
@@ -130,7 +114,7 @@ def _build(args: argparse.Namespace, reporter: Reporter) -> bool:
         from deployer.shipping.registry_mode import require_registry
 
         require_registry(values.registry)  # before anything is built or tagged
-    options = _build_options(args)
+    options = build_options(args)
     client = local_client()
     try:
         results = Builder(client, reporter, options).build(values, args.services)

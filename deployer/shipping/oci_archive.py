@@ -50,13 +50,22 @@ class OciImage:
 
 
 def normalized_name(ref: str) -> str:
-    """``ref`` as containerd names images (``docker.io/library/x:t`` for ``x:t``)."""
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return ref
-    if not slash:
-        return f"docker.io/library/{ref}"
-    return f"docker.io/{ref}"
+    """``ref`` as containerd names images: ``docker.io/library/x:latest`` for ``x``."""
+    first, slash, rest = ref.partition("/")
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
+        first, rest = "docker.io", ref
+    if first in ("docker.io", "index.docker.io"):
+        first = "docker.io"
+        if "/" not in rest:
+            rest = f"library/{rest}"
+    name = f"{first}/{rest}"
+    last = name.rpartition("/")[2]
+    return name if ":" in last or "@" in last else f"{name}:latest"
+
+
+def _tag(name: str) -> str:
+    """The tag of a normalized name (``org.opencontainers.image.ref.name``)."""
+    return name.rpartition("/")[2].rpartition(":")[2]
 
 
 def blob_name(digest: str) -> str:
@@ -83,8 +92,7 @@ def _image_members(image: OciImage, config: bytes, sizes: Mapping[str, int],
     name = normalized_name(image.ref)
     entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
                     "annotations": {"io.containerd.image.name": name,
-                                    "org.opencontainers.image.ref.name":
-                                        name.rpartition(":")[2]}})
+                                    "org.opencontainers.image.ref.name": _tag(name)}})
     return _member(blob_name(image.config), config) + _member(blob_name(digest), manifest)
 
 

@@ -11,6 +11,12 @@ if ls "$dir"/certs/*.crt >/dev/null 2>&1; then
     update-ca-certificates >/dev/null
 fi
 python3 -m venv /opt/venv
+# Under BuildKit the Dockerfiles mount a cache at pip's cache folder: use it (the images set
+# PIP_NO_CACHE_DIR, so without a mount, under the legacy builder, no cache lands in the layer).
+if grep -q " /root/.cache/pip " /proc/mounts 2>/dev/null; then
+    unset PIP_NO_CACHE_DIR
+    export PIP_CACHE_DIR=/root/.cache/pip
+fi
 # pip reads the system bundle, which now includes the extra certificates.
 PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install -r "$dir/requirements.txt"
 # Size: drop what no service reads at run time, in this same layer (a later RUN could not
