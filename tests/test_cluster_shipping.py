@@ -16,6 +16,7 @@ import pytest
 from cluster_bed import ClusterStack, cluster, node_api, wait_until  # noqa: F401
 
 from deployer.cli import main
+from deployer.engine.objects import identity_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -93,13 +94,23 @@ def stack(cluster: dict[str, Any],  # noqa: F811
 
 
 def image_on(cluster: dict[str, Any], node: str, ref: str) -> str | None:  # noqa: F811
+    """The content key of image ``ref`` on ``node`` (the nodes' engines differ: an image's ID
+    is store-defined, its content is not)."""
     api = node_api(cluster, node)
     try:
-        return str(api.inspect_image(ref)["Id"])
+        return identity_of(api.inspect_image(ref)).key
     except docker.errors.ImageNotFound:
         return None
     finally:
         api.close()
+
+
+def local_key(bed: dict[str, Any], ref: str) -> str:
+    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
+    try:
+        return identity_of(local.inspect_image(ref)).key
+    finally:
+        local.close()
 
 
 def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
@@ -117,7 +128,7 @@ def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
     # not by its registry digest, so the first pull fetches those once more).
     images.append(build_image(bed, bed["standin_image"]))
     base, base_id = images[-1]
-    assert all(image_on(cluster_facts, names[w], base_id) is None for w in WORKERS)
+    assert all(image_on(cluster_facts, names[w], base) is None for w in WORKERS)
     code, out = run(stack.argv("push", "--timeout", "240", "--set",
                                f"services.llm-connector.image={base}"), capsys)
     assert code == 0, out
@@ -132,7 +143,8 @@ def test_workers_lacking_the_image_get_it_and_a_second_push_ships_nothing(
     for worker in WORKERS:
         moved = f"changed: [{worker}] ship-image {pinned(image_id)}  (1 of 4 layers sent"
         assert moved in out, out
-        assert image_on(cluster_facts, names[worker], pinned(image_id)) == image_id
+        assert image_on(cluster_facts, names[worker], pinned(image_id)) == \
+            local_key(bed, image_id)
     running = stack.running_tasks("llm-connector")
     assert sorted(running.values()) == sorted(["mlc-manager", *WORKERS]), running
     # A forced redeploy: every node has it, nothing ships.
@@ -150,9 +162,7 @@ def test_placement_decides_which_nodes_get_the_image(
 ) -> None:
     cluster_facts = stack.cluster
     names = {n["hostname"]: short for short, n in cluster_facts["nodes"].items()}
-    local = docker.APIClient(base_url=bed["docker_host"], version="auto")
-    image_id = local.inspect_image(new_image)["Id"]
-    local.close()
+    key = local_key(bed, new_image)
     code, out = run(stack.argv(
         "push", "--timeout", "240",
         "--set", f"services.llm-connector.image={new_image}",
@@ -160,8 +170,10 @@ def test_placement_decides_which_nodes_get_the_image(
         "--set", 'services.llm-connector.placement.constraints=["node.hostname == mlc-worker2"]',
     ), capsys)
     assert code == 0, out
-    assert image_on(cluster_facts, names["mlc-worker2"], image_id) == image_id
-    assert image_on(cluster_facts, names["mlc-worker1"], image_id) is None, out
+    ref = next(line.split()[3] for line in out.splitlines()
+               if line.startswith("changed: [mlc-worker2] ship-image "))
+    assert image_on(cluster_facts, names["mlc-worker2"], ref) == key
+    assert image_on(cluster_facts, names["mlc-worker1"], ref) is None, out
     assert list(stack.running_tasks("llm-connector").values()) == ["mlc-worker2"]
 
 

@@ -88,7 +88,9 @@ def test_three_replicas_one_per_node(stack: ClusterStack,
     for name in ("mlc-worker1", "mlc-worker2"):
         role, availability, state, engine, address, tasks = rows[name][1:7]
         assert (role, availability, state) == ("worker", "active", "ready")
-        assert engine.startswith("20.10") and address.startswith("10.251.0.")
+        # The cluster's engines are mixed (as during an upgrade): the bed says which is where.
+        kind = next(n["kind"] for n in stack.cluster["nodes"].values() if n["hostname"] == name)
+        assert engine.startswith(kind.split("-")[0]) and address.startswith("10.251.0.")
         assert int(tasks) >= 1  # this stack's task (others' too, if any)
 
 
