@@ -14,12 +14,21 @@ gradio-frontend 618 MB, llm-connector 354 MB).
 Images are tagged ``mlops-bench/<service>`` (never the ones tests or the stack use).
 
     .venv/bin/python bench/bench_rebuild.py [--rounds 3] [SERVICE ...]
+
+``--requirements``: a one-line change of a service's requirements file instead (a comment line:
+the dependency step runs again, the packages are the same), rebuilt with BuildKit (pip's cache
+in a cache mount) and with the legacy builder (every wheel downloaded again), side by side in
+one run, per service: the ratio BuildKit / legacy, and the bytes pip downloaded (the build
+output's "Downloading" sizes) on each.
+
+    .venv/bin/python bench/bench_rebuild.py --requirements [--rounds 1] [SERVICE ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -72,6 +81,61 @@ def _build(argv: list[str]) -> float:
     return took
 
 
+def _build_output(argv: list[str]) -> tuple[float, str]:
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+    took = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"$ {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
+    return took, proc.stdout + proc.stderr
+
+
+_DOWNLOAD = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB)\)")
+_UNIT = {"kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def _downloaded_mb(output: str) -> float:
+    """What pip downloaded, from its "Downloading NAME (SIZE)" lines (cached wheels print none)."""
+    return sum(float(n) * _UNIT[u] for n, u in _DOWNLOAD.findall(output)) / 1e6
+
+
+def requirements_main(args: argparse.Namespace, base: str, certs: list[str]) -> int:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-rebuild-req-") as tmp_name:
+        tmp = Path(tmp_name)
+        contexts = tmp / "services"
+        shutil.copytree(REPO / "services", contexts,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        values = _values(tmp)
+        for name in args.services:
+            argv = {builder: [DEPLOYER, "build", name, "-v", "--builder", builder, "-f",
+                              str(OFFLINE), "-f", str(values), "--base-image", base, *certs,
+                              "--context-dir", str(contexts)]
+                    for builder in ("buildkit", "legacy")}
+            for builder in argv:  # warm: each builder's own layer cache (and BuildKit's mount)
+                _build(argv[builder])
+            requirements = contexts / name / "requirements.txt"
+            times: dict[str, list[float]] = {"buildkit": [], "legacy": []}
+            downloads: dict[str, list[float]] = {"buildkit": [], "legacy": []}
+            for _ in range(args.rounds):
+                for builder in ("legacy", "buildkit"):  # the same change, built by each
+                    with requirements.open("a") as handle:
+                        handle.write(f"# bench-rebuild {uuid.uuid4().hex}\n")
+                    took, output = _build_output(argv[builder])
+                    times[builder].append(took)
+                    downloads[builder].append(_downloaded_mb(output))
+            rows.append((name, *(statistics.median(times[b]) for b in ("buildkit", "legacy")),
+                         *(statistics.median(downloads[b]) for b in ("buildkit", "legacy"))))
+    print(f"one-line requirements change, rebuilt by `deployer build SERVICE` (median of "
+          f"{args.rounds}; whole process), BuildKit vs the legacy builder")
+    print(f"{'service':16} {'buildkit':>9} {'legacy':>8} {'ratio':>6} {'pip MB bk':>10} "
+          f"{'pip MB legacy':>14}")
+    for name, bk, legacy, bk_mb, legacy_mb in rows:
+        print(f"{name:16} {bk:8.1f}s {legacy:7.1f}s {bk / legacy:5.2f}x {bk_mb:10.1f} "
+              f"{legacy_mb:14.1f}")
+    return 0
+
+
 def _size_mb(image: str) -> float:
     out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image],
                          capture_output=True, text=True, check=True).stdout
@@ -81,10 +145,14 @@ def _size_mb(image: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requirements", action="store_true",
+                        help="a requirements change, BuildKit vs legacy (see above)")
     parser.add_argument("services", nargs="*", default=list(SERVICES))
     args = parser.parse_args()
     base = json.loads(FACTS.read_text())["base_image"]
     certs = [a for c in sorted(CA_DIR.glob("*.crt")) for a in ("--ca-cert", str(c))]
+    if args.requirements:
+        return requirements_main(args, base, certs)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rebuild-") as tmp_name:
         tmp = Path(tmp_name)

@@ -1,10 +1,15 @@
 """Layer-level shipping (deployer.shipping) vs ``docker save | ssh HOST docker load``, side by
-side in one run, to the bed's namespace manager (bed-remote, 10.250.0.2 over a veth link).
+side in one run, to one of the bed's managers: ``--target 20.10`` the namespace manager
+(bed-remote, 10.250.0.2 over a veth link), ``26.1`` or ``26.1-containerd`` the engine managers
+(``scripts/testbed engines-up``: Docker 26.1 on the classic or the containerd image store);
+``--target all`` runs each in turn.
 
 (a) first ship of six service images the target lacks. Target: <= 1.3x the time.
 (b) a code-only change of one service (one file of its app, in the biggest image): that image
     only.
     Targets: <= 1 MB on the wire and <= 0.05x the save/load time.
+(c) an environment-only change or a no-op: the push plan finds every image on the target by
+    content (whatever ID its store gives it), so nothing ships: 0 image bytes.
 
 Bytes on the wire are the namespace end's rx counter of the link (everything the manager
 received: SSH framing and the Docker API included); time is wall clock. The six images are
@@ -65,7 +70,31 @@ from deployer.output import Reporter  # noqa: E402
 from deployer.shipping import Shipper  # noqa: E402
 
 FACTS = REPO / ".testbed" / "facts.json"
-NETNS, NS_IF, HOST_IF = "mlopsbed", "mlb1", "mlb0"
+KINDS = ("20.10", "26.1", "26.1-containerd")
+
+
+class Target:
+    """The manager shipped to: its ssh alias and config, engine socket, and link (namespace,
+    the namespace end's interface, the host end's)."""
+
+    def __init__(self, kind: str, facts: dict[str, Any]) -> None:
+        self.kind = kind
+        if kind == "20.10":
+            manager = facts["managers"]["remote"]
+            self.ssh_config = facts["ssh_config"]
+            self.netns, self.ns_if, self.host_if = "mlopsbed", "mlb1", "mlb0"
+        else:
+            if "engines" not in facts:
+                raise SystemExit("no engine managers: run scripts/testbed engines-up first")
+            manager = facts["engines"]["managers"][kind]
+            self.ssh_config = facts["engines"]["ssh_config"]
+            self.netns, self.ns_if = manager["netns"], "eth0"
+            self.host_if = ("mlcv-" + manager["netns"].removeprefix("mlc-"))[:15]
+        self.alias = manager["alias"]
+        self.docker_host = manager["docker_host"]
+
+
+T: Target
 #: Each service's own layers in MB (the real image's size minus the 271 MB base), as built here:
 #: cnn-image 2.05 GB, mlflow-server 1.14 GB, sklearn-model 783 MB, minio 451 MB (measured);
 #: gradio-frontend and llm-connector estimated. In the order shipped; scaled by --scale.
@@ -77,7 +106,7 @@ WORDS = ("import", "def", "return", "class", "self", "value", "model", "tensor",
 
 
 def link_rx() -> int:
-    out = subprocess.run(["ip", "-n", NETNS, "-s", "-j", "link", "show", NS_IF],
+    out = subprocess.run(["ip", "-n", T.netns, "-s", "-j", "link", "show", T.ns_if],
                          capture_output=True, text=True, check=True).stdout
     return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
 
@@ -90,14 +119,14 @@ class Shaped:
 
     def __enter__(self) -> Shaped:
         if self.mbit is not None:
-            subprocess.run(["tc", "qdisc", "replace", "dev", HOST_IF, "root", "tbf", "rate",
+            subprocess.run(["tc", "qdisc", "replace", "dev", T.host_if, "root", "tbf", "rate",
                             f"{self.mbit}mbit", "burst", "256kb", "latency", "200ms"],
                            check=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.mbit is not None:
-            subprocess.run(["tc", "qdisc", "del", "dev", HOST_IF, "root"], check=False)
+            subprocess.run(["tc", "qdisc", "del", "dev", T.host_if, "root"], check=False)
 
 
 def write_deps(path: Path, megabytes: float, seed: str) -> None:
@@ -164,7 +193,7 @@ class LayerSide:
     opened both to read the manager's facts before any image ships)."""
 
     def __init__(self, ssh_config: str, registry_dir: Path) -> None:
-        self.conn = connect(adhoc_host("bed-remote", ssh_config=ssh_config).ssh)
+        self.conn = connect(adhoc_host(T.alias, ssh_config=ssh_config).ssh)
         self.conn.docker_client().version()
         self.local = local_client(timeout=600)
         self.registry_dir = registry_dir
@@ -195,7 +224,7 @@ class LayerSide:
 def save_load(ssh_config: str, refs: list[str]) -> None:
     # The baseline exactly as a user types it: docker save ... | ssh HOST docker load
     save = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE)
-    load = subprocess.run(["ssh", "-F", ssh_config, "bed-remote", "docker", "load", "-q"],
+    load = subprocess.run(["ssh", "-F", ssh_config, T.alias, "docker", "load", "-q"],
                           stdin=save.stdout, capture_output=True, text=True)
     assert save.stdout is not None
     save.stdout.close()
@@ -245,12 +274,13 @@ def real_images() -> dict[str, str]:
 
 def real_main(ssh_config: str, remote: str, rate: float | None) -> None:
     images = real_images()
-    ids = list(dict.fromkeys(images.values()))
+    # By name, not by ID: a containerd-store target names the same image otherwise.
+    ids = list(images)
     api = docker.APIClient(base_url=remote)
-    present = [i for i in ids if any(img["Id"] == i for img in api.images())]
+    present = [ref for ref in ids if api.images(filters={"reference": ref})]
     api.close()
     if present:
-        raise SystemExit(f"bed-remote holds {len(present)} of these images already: remove "
+        raise SystemExit(f"{T.alias} holds {len(present)} of these images already: remove "
                          "them (or the stack using them) first")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ship-real-"))
     ours = LayerSide(ssh_config, tmp / "registry")
@@ -266,7 +296,7 @@ def real_main(ssh_config: str, remote: str, rate: float | None) -> None:
             # (b) on the real biggest image, which bed-remote now holds: one file of its app.
             ours_ref, ours_id = real_change(tmp, "ours")
             raw_ref, raw_id = real_change(tmp, "raw")
-            children = [ours_id, raw_id]
+            children = [ours_ref, raw_ref]
             change_ours = measure_ours(ours, {ours_ref: ours_id})
             change_raw = measure(lambda: save_load(ssh_config, [raw_ref]))
         print(f"real images: {', '.join(images)}; link "
@@ -294,6 +324,27 @@ def real_change(tmp: Path, side: str) -> tuple[str, str]:
     return ref, build(ctx, ref)
 
 
+def no_op_line(images: dict[str, str]) -> str:
+    """(c): the plan's view of a no-op or environment-only push: every image found on the
+    target by content, so no ship-image step and 0 image bytes."""
+    from deployer import facts as deployer_facts
+    from deployer.engine import objects
+    from deployer.operations import ImageRef
+
+    local = docker.APIClient(version="auto")
+    wanted = [ImageRef("x", ref, image_id, objects.identity_of(local.inspect_image(image_id)).key)
+              for ref, image_id in images.items()]
+    local.close()
+    engine = docker.DockerClient(base_url=T.docker_host, version="auto")
+    try:
+        found = deployer_facts.manager_facts(engine, T.alias, wanted)
+    finally:
+        engine.close()
+    lacking = [i.ref for i in wanted if i.key not in found.images]
+    return (f"{'(c) env-only change / no-op':<28} {len(wanted) - len(lacking)} of {len(wanted)} "
+            f"images found by content: {'0 image bytes (meets)' if not lacking else 'MISSES'}")
+
+
 def line(name: str, ours: tuple[float, int], raw: tuple[float, int], target: float,
          max_bytes: int | None = None) -> str:
     ratio = ours[0] / raw[0]
@@ -315,10 +366,18 @@ def main() -> None:
                         help="shape the link towards the manager to MBIT Mbit/s for the run")
     parser.add_argument("--real", action="store_true",
                         help="(a) with the six real service images (see above)")
+    parser.add_argument("--target", choices=(*KINDS, "all"), default="20.10",
+                        help="the manager's engine kind (default 20.10: bed-remote)")
     args = parser.parse_args()
     facts = json.loads(FACTS.read_text())
-    ssh_config = facts["ssh_config"]
-    remote = facts["managers"]["remote"]["docker_host"]
+    for kind in KINDS if args.target == "all" else (args.target,):
+        global T
+        T = Target(kind, facts)
+        print(f"== target: Docker {kind} ({T.alias})")
+        run_target(args, T.ssh_config, T.docker_host)
+
+
+def run_target(args: argparse.Namespace, ssh_config: str, remote: str) -> None:
     if args.real:
         real_main(ssh_config, remote, args.rate)
         return
@@ -352,6 +411,7 @@ def main() -> None:
         print(f"    registry fill after (a): {first_fill:.1f} s, after the cold one "
               f"{cold_fill:.1f} s (in a push: while the stack converges)")
         print(line(f"(b) code change ({service})", change_ours, change_raw, 0.05, 1_000_000))
+        print(no_op_line({**warm_set, ours_ref: ours_id}))
     finally:
         ours.close()
         cleanup(remote, [ours_name, raw_name, cold_name])
