@@ -99,14 +99,18 @@ def _downloaded_mb(output: str) -> float:
     return sum(float(n) * _UNIT[u] for n, u in _DOWNLOAD.findall(output)) / 1e6
 
 
+def _copy_services(tmp: Path) -> tuple[Path, Path]:
+    """A copy of services/ (the repository is never touched) and the bench's values file."""
+    contexts = tmp / "services"
+    shutil.copytree(REPO / "services", contexts,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return contexts, _values(tmp)
+
+
 def requirements_main(args: argparse.Namespace, base: str, certs: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rebuild-req-") as tmp_name:
-        tmp = Path(tmp_name)
-        contexts = tmp / "services"
-        shutil.copytree(REPO / "services", contexts,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        values = _values(tmp)
+        contexts, values = _copy_services(Path(tmp_name))
         for name in args.services:
             argv = {builder: [DEPLOYER, "build", name, "-v", "--builder", builder, "-f",
                               str(OFFLINE), "-f", str(values), "--base-image", base, *certs,
@@ -155,11 +159,7 @@ def main() -> int:
         return requirements_main(args, base, certs)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-rebuild-") as tmp_name:
-        tmp = Path(tmp_name)
-        contexts = tmp / "services"
-        shutil.copytree(REPO / "services", contexts,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        values = _values(tmp)
+        contexts, values = _copy_services(Path(tmp_name))
         for name in args.services:
             argv = [DEPLOYER, "build", name, "-f", str(OFFLINE), "-f", str(values),
                     "--base-image", base, *certs, "--context-dir", str(contexts)]

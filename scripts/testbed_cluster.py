@@ -182,7 +182,7 @@ def start_node_engine(n: Node, *, wait_ready: bool = True) -> None:
     worker back); a worker of a formed cluster is then waited on until the manager sees it
     Ready."""
     if tb.read_pid(n.engine) is not None and _engine_answers(n):
-        if wait_ready and n is not MANAGER and (tb.RUN / FORMED_MARKER).exists():
+        if wait_ready and n in NODES[1:] and (tb.RUN / FORMED_MARKER).exists():
             ensure_node_ready(n)
         return
     tb.stop(n.engine, grace=30)
@@ -211,7 +211,7 @@ def start_node_engine(n: Node, *, wait_ready: bool = True) -> None:
         return _engine_answers(n)
 
     tb.wait_for(f"dockerd of {n.hostname}", up, timeout=60, log=log)
-    if wait_ready and n is not MANAGER and (tb.RUN / FORMED_MARKER).exists():
+    if wait_ready and n in NODES[1:] and (tb.RUN / FORMED_MARKER).exists():
         ensure_node_ready(n)
 
 
@@ -422,30 +422,39 @@ def write_facts() -> None:
     tmp.replace(tb.FACTS)
 
 
-def engines_up() -> float:
-    """Bring the engine managers up (idempotent), each a single-node swarm of its kind; returns
-    the seconds it took. Needs the bed's engine, images and ssh material."""
+def _bring_up(nodes: tuple[Node, ...], label: str, swarm: Any, marker: str) -> float:
+    """Namespaces, engines (in parallel), swarm, images, ssh of ``nodes``; returns seconds."""
     started = time.monotonic()
     CLUSTER.mkdir(parents=True, exist_ok=True)
-    tb.step("engine binaries", engines.ensure_trixie_engine)
+    if any(n.kind != "20.10" for n in nodes):  # fetched once, before the engines start
+        tb.step("engine binaries", engines.ensure_trixie_engine)
     tb.step("cluster bridge", ensure_bridge)
-    for n in ENGINE_MANAGERS:
+    for n in nodes:
         ensure_node_netns(n)
 
     def start() -> None:
-        with ThreadPoolExecutor(len(ENGINE_MANAGERS)) as pool:
-            list(pool.map(start_node_engine, ENGINE_MANAGERS))
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            list(pool.map(start_node_engine, nodes))
 
-    tb.step("engine managers", start)
-    for n in ENGINE_MANAGERS:
-        tb.step(f"swarm on {n.name}", lambda n=n: ensure_standalone_swarm(n))
-    tb.step("engine manager images", lambda: ensure_all_images(ENGINE_MANAGERS))
+    tb.step(f"{label} engines", start)
+    tb.step(f"{label} swarm", swarm)
+    tb.step(f"{label} images", lambda: ensure_all_images(nodes))
     tb.step("cluster ssh", ensure_ssh)
-    for n in ENGINE_MANAGERS:
-        tb.step(f"sshd {n.name}", lambda n=n: ensure_node_sshd(n))
-    (tb.RUN / ENGINES_MARKER).write_text("engine managers up\n")
+    for n in nodes:
+        tb.step(f"{label} sshd {n.name}", lambda n=n: ensure_node_sshd(n))
+    (tb.RUN / marker).write_text(f"{label} up\n")
     write_facts()
-    took = time.monotonic() - started
+    return time.monotonic() - started
+
+
+def engines_up() -> float:
+    """Bring the engine managers up (idempotent), each a single-node swarm of its kind; returns
+    the seconds it took. Needs the bed's engine, images and ssh material."""
+    def swarms() -> None:
+        for n in ENGINE_MANAGERS:
+            ensure_standalone_swarm(n)
+
+    took = _bring_up(ENGINE_MANAGERS, "engine managers", swarms, ENGINES_MARKER)
     tb.say(f"engine managers up in {took:.1f}s ("
            f"{', '.join(f'{n.kind} on {n.addr}' for n in ENGINE_MANAGERS)})")
     return took
@@ -458,26 +467,9 @@ def engines_up_now() -> bool:
 def up() -> float:
     """Bring the cluster up (idempotent); returns the seconds it took. Needs the bed's engine,
     images and ssh material (call after those steps of `up`)."""
-    started = time.monotonic()
-    CLUSTER.mkdir(parents=True, exist_ok=True)
-    tb.step("cluster bridge", ensure_bridge)
-    for n in NODES:
-        ensure_node_netns(n)
-    def engines() -> None:
-        with ThreadPoolExecutor(len(NODES)) as pool:
-            list(pool.map(start_node_engine, NODES))
-
-    tb.step("cluster engines", engines)
-    tb.step("cluster swarm", ensure_swarm)
-    tb.step("cluster images", ensure_all_images)
-    tb.step("cluster ssh", ensure_ssh)
-    for n in NODES:
-        tb.step(f"cluster sshd {n.name}", lambda n=n: ensure_node_sshd(n))
-    (tb.RUN / CLUSTER_MARKER).write_text("cluster nodes up\n")
-    write_facts()
-    took = time.monotonic() - started
+    took = _bring_up(NODES, "cluster", ensure_swarm, CLUSTER_MARKER)
     tb.say(f"cluster up in {took:.1f}s (manager {MANAGER.addr}, workers "
-           f"{', '.join(n.addr for n in NODES[1:])})")
+           f"{', '.join(f'{n.addr} ({n.kind})' for n in NODES[1:])})")
     return took
 
 

@@ -62,6 +62,18 @@ class LayerFile:
     chunks: Callable[[], Iterable[bytes]]
 
 
+def layer_member(name: str, layer: LayerFile) -> Iterator[bytes]:
+    """The archive member ``name`` holding ``layer``'s bytes (checked against its size)."""
+    yield header(name, layer.size)
+    sent = 0
+    for chunk in layer.chunks():
+        sent += len(chunk)
+        yield chunk
+    if sent != layer.size:
+        raise DeployError(f"layer file {name}: {sent} bytes read, {layer.size} expected")
+    yield pad(layer.size)
+
+
 def load_archive(config: bytes, tags: Sequence[str],
                  layers: Sequence[LayerFile | None]) -> Iterator[bytes]:
     """The ``docker load`` archive of the image ``config`` describes, tagged ``tags``;
@@ -72,16 +84,8 @@ def load_archive(config: bytes, tags: Sequence[str],
                             "Layers": names}]).encode()
     yield header(config_name, len(config)) + config + pad(len(config))
     for name, layer in zip(names, layers, strict=True):
-        if layer is None:
-            continue
-        yield header(name, layer.size)
-        sent = 0
-        for chunk in layer.chunks():
-            sent += len(chunk)
-            yield chunk
-        if sent != layer.size:
-            raise DeployError(f"layer file {name}: {sent} bytes read, {layer.size} expected")
-        yield pad(layer.size)
+        if layer is not None:
+            yield from layer_member(name, layer)
     yield header("manifest.json", len(manifest)) + manifest + pad(len(manifest))
     yield END
 

@@ -29,6 +29,7 @@ from deployer.shipping.archive import (
     Reader,
     chain_ids,
     header,
+    layer_member,
     pad,
     v1_layer_ids,
 )
@@ -109,14 +110,7 @@ def oci_archive(image: OciImage, config: bytes, sizes: Mapping[str, int],
     for diff, layer in files.items():
         if sizes.get(diff, layer.size) != layer.size:
             raise DeployError(f"layer {diff[:19]} is {layer.size} bytes, {sizes[diff]} known")
-        yield header(blob_name(diff), layer.size)
-        sent = 0
-        for chunk in layer.chunks():
-            sent += len(chunk)
-            yield chunk
-        if sent != layer.size:
-            raise DeployError(f"layer {diff[:19]}: {sent} bytes read, {layer.size} expected")
-        yield pad(layer.size)
+        yield from layer_member(blob_name(diff), layer)
     yield _image_members(image, config, {**sizes, **{d: f.size for d, f in files.items()}},
                          entries)
     yield _index(entries)
