@@ -30,6 +30,7 @@ from deployer.inventory import adhoc_host
 from deployer.operations import ImageRef
 from deployer.output import Reporter
 from deployer.shipping import Shipper
+from deployer.shipping.estimate import Estimator
 from deployer.shipping.registry import DIR_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -114,6 +115,15 @@ def test_only_missing_layers_cross_the_wire_on_every_engine_kind(
     made.append(first)
     first_id = build(tmp_path, first, "mlops-standin:latest",
                      {"model.bin": os.urandom(3 * 1024 * 1024), "app.txt": b"v1"})
+    # What --check predicts (uncompressed bytes the target lacks), on every store: the 3 MB.
+    local_engine = local_client()
+    target_engine = docker.DockerClient(base_url=target["docker_host"], version="auto")
+    try:
+        predicted, _ = Estimator(local_engine, target_engine, kind).estimate(first_id)
+    finally:
+        local_engine.close()
+        target_engine.close()
+    assert 3 * 1024 * 1024 <= predicted < 3.4 * 1024 * 1024, predicted
     report, log = ship(target, first_id, first)
     assert report.method == "layers", log
     assert 3 * 1024 * 1024 < report.bytes < 3.4 * 1024 * 1024, log

@@ -20,6 +20,7 @@ from model_fixtures import *  # noqa: F403  (pytest fixtures)
 from PIL import Image
 from svc_util import CLASSES, PALETTE, SERVICES, service_app, wait_for, write_colour_archive
 
+from deployer import buildkit
 from deployer.build_context import BuildContext, library_for, load_ca_certs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,23 +46,27 @@ def engine(bed: dict[str, Any]) -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="module")
 def build(engine: docker.DockerClient, bed: dict[str, Any]) -> Callable[[str], str]:
-    """Build ``services/<name>`` as ``mlops/<name>:latest`` FROM the bed's base; its image ID."""
+    """Build ``services/<name>`` as ``mlops/<name>:latest`` FROM the bed's base, as `deployer
+    build` does (the same context, BuildKit where the CLI has buildx: its cache is shared with
+    the other builds of the run); its image ID."""
     certs = load_ca_certs(_ca_files())
 
     def _build(service: str) -> str:
         context = BuildContext.scan(SERVICES / service, certs, library_for(SERVICES / service))
-        with tempfile.TemporaryFile() as tar:
-            context.write_tar(tar)
-            tag = f"mlops/{service}:latest"
-            last: list[str] = []
-            for chunk in engine.api.build(fileobj=tar, custom_context=True, tag=tag, rm=True,
-                                          forcerm=True, decode=True,
-                                          buildargs={"BASE_IMAGE": bed["base_image"]}):
-                if "stream" in chunk:
-                    last = (last + [chunk["stream"].rstrip()])[-30:]
-                if "error" in chunk:
-                    pytest.fail(f"build of {service} failed: {chunk['error']}\n" + "\n".join(last))
-        image_id: str = engine.images.get(tag).id
+        tag = f"mlops/{service}:latest"
+        iidfile = buildkit.iid_path()
+        argv = buildkit.build_argv(tag, {"BASE_IMAGE": bed["base_image"]}, {}, iidfile,
+                                   no_cache=False)
+        last: list[str] = []
+        try:
+            with tempfile.TemporaryFile() as tar:
+                context.write_tar(tar)
+                code, image_id = buildkit.run_build(
+                    argv, tar, lambda line: last.append(line) if len(last) < 400 else None)
+        finally:
+            iidfile.unlink(missing_ok=True)
+        if code != 0 or image_id is None:
+            pytest.fail(f"build of {service} failed ({code}):\n" + "\n".join(last[-30:]))
         return image_id
 
     return _build
