@@ -39,6 +39,15 @@ def cluster() -> dict[str, Any]:
     return facts
 
 
+@pytest.fixture(scope="session")
+def engine_managers() -> dict[str, Any]:
+    """The engine managers' facts (``managers`` by kind: 26.1, 26.1-containerd; ``ssh_config``),
+    after ``scripts/testbed engines-up``."""
+    bed_command("engines-up")
+    facts: dict[str, Any] = json.loads(FACTS.read_text())["engines"]
+    return facts
+
+
 def node_api(cluster: dict[str, Any], name: str) -> docker.APIClient:
     return docker.APIClient(base_url=cluster["nodes"][name]["docker_host"], version="auto",
                             timeout=30)

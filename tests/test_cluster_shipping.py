@@ -9,6 +9,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -17,6 +18,7 @@ from cluster_bed import ClusterStack, cluster, node_api, wait_until  # noqa: F40
 
 from deployer.cli import main
 from deployer.engine.objects import identity_of
+from deployer.shipping.registry import DIR_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,12 +58,12 @@ def images(bed: dict[str, Any],
     for ref, image_id in reversed(built):
         for name in cluster["nodes"]:
             api = node_api(cluster, name)
-            try:
-                api.remove_image(image_id, force=True)
-            except docker.errors.APIError:
-                pass
-            finally:
-                api.close()
+            for name_or_id in (ref, image_id):  # a containerd-store node knows it by name
+                try:
+                    api.remove_image(name_or_id, force=True)
+                except docker.errors.APIError:
+                    pass
+            api.close()
         try:
             local.remove_image(ref, force=True)
         except docker.errors.APIError:
@@ -91,6 +93,19 @@ def stack(cluster: dict[str, Any],  # noqa: F811
             os.environ.pop("GOOGLE_API_KEY", None)
         else:
             os.environ["GOOGLE_API_KEY"] = before
+
+
+@pytest.fixture(scope="module")
+def cold_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ship-registry")
+
+
+@pytest.fixture(autouse=True)
+def registry_dir(cold_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local registry that starts empty each run (its layer index too): what the nodes of
+    each store get does not depend on what an earlier run left there."""
+    monkeypatch.setenv(DIR_ENV, str(cold_registry))
+    return cold_registry
 
 
 def image_on(cluster: dict[str, Any], node: str, ref: str) -> str | None:  # noqa: F811

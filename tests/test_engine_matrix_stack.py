@@ -139,7 +139,9 @@ def shipped_images(out: str) -> list[str]:
     return re.findall(r"^changed: \[[^\]]*\] ship-image (\S+)", out, flags=re.MULTILINE)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+# 20.10 (the bed's namespace manager) runs each of these steps in the rest of the suite
+# (test_deployer_push, test_deployer_manage, test_shipping_e2e): the modern kinds here.
+@pytest.mark.parametrize("kind", KINDS[1:])
 def test_a_stack_lives_on_every_engine_kind(
     kind: str, stack_and_images: tuple[ClusterStack, Made], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -175,27 +175,36 @@ class Shipper:
             return
         for image_id, ref in images:
             key = (image_id, ref)
-            if key in self._pushed or key in self._from_save or key in self._sent:
+            if key in self._from_save or key in self._sent:
                 continue
-            if self._local_store() == "containerd":
-                # Its image ID is a manifest digest: the registry route, which reads images
-                # back by config digest, cannot serve it. Its OCI-layout save can.
+            if self._local_store() == "containerd" or (
+                    target.store == "containerd" and not self._sized(image_id, target)):
+                # A local containerd store names images by manifest digest: the registry
+                # route, which reads them back by config digest, cannot serve it. A
+                # containerd-store target needs an OCI manifest naming every layer's exact size:
+                # a save's headers give them, and the index keeps them for the next change.
                 self._from_save.append(key)
                 continue
+            if key in self._pushed:
+                continue  # in the local registry already (pushed once for every node)
             layers = self._layers_of(image_id)
             missing = target.missing(layers)
             # A code change misses one new layer on top of layers the registry has: pushing
             # compresses that one. A first ship misses layers below it that the registry lacks
             # too: the engine would gzip all of them on one core each, so a save is faster.
-            # A containerd-store target needs an OCI manifest naming every layer's exact size:
-            # a save's headers give them, and the index keeps them for the next change.
-            if any(not self._index.has(layers[i]) for i in missing[:-1]) or (
-                    target.store == "containerd" and any(
-                        self._index.size(layer) is None
-                        for i, layer in enumerate(layers) if i not in missing)):
+            if any(not self._index.has(layers[i]) for i in missing[:-1]):
                 self._from_save.append(key)
             else:
                 self._queue().submit(image_id, ref)
+
+    def _sized(self, image_id: str, target: TargetLayers) -> bool:
+        """Whether the index knows the size of every layer of the image the target has (the
+        ones it lacks are sized as they are inflated from the registry)."""
+        assert self._index is not None
+        layers = self._layers_of(image_id)
+        missing = set(target.missing(layers))
+        return all(self._index.size(layer) is not None
+                   for i, layer in enumerate(layers) if i not in missing)
 
     def _queue(self) -> PushQueue:
         if self._pusher is None:

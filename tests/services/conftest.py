@@ -29,7 +29,9 @@ def service_image(bed: dict[str, Any],
         for cert in sorted(HOST_CA_DIR.glob("*.crt")):
             shutil.copy(cert, context / "certs" / cert.name)
         tag = f"mlops-svctest/{name}:e2e"
-        docker_cli(bed, "build", "--build-arg", f"BASE_IMAGE={bed['base_image']}",
+        # BuildKit, as `deployer build` runs (the Dockerfiles' cache mounts need it; the
+        # layers it caches are shared with the other builds of the run).
+        docker_cli(bed, "buildx", "build", "--build-arg", f"BASE_IMAGE={bed['base_image']}",
                    "-t", tag, str(context))
         built[name] = tag
         return tag

@@ -132,7 +132,8 @@ class ServiceProcess:
 
 def docker_cli(bed: dict[str, Any], *args: str, check: bool = True,
                timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Runs the docker CLI on the bed's engine (legacy builder); fails with its output."""
+    """Runs the docker CLI on the bed's engine (``build`` is the legacy builder, ``buildx build``
+    BuildKit); fails with its output."""
     env = {**os.environ, "DOCKER_HOST": bed["docker_host"], "DOCKER_BUILDKIT": "0"}
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
