@@ -11,14 +11,20 @@ if ls "$dir"/certs/*.crt >/dev/null 2>&1; then
     update-ca-certificates >/dev/null
 fi
 python3 -m venv /opt/venv
-# Under BuildKit the Dockerfiles mount a cache at pip's cache folder: use it (the images set
-# PIP_NO_CACHE_DIR, so without a mount, under the legacy builder, no cache lands in the layer).
-if grep -q " /root/.cache/pip " /proc/mounts 2>/dev/null; then
-    unset PIP_NO_CACHE_DIR
-    export PIP_CACHE_DIR=/root/.cache/pip
-fi
 # pip reads the system bundle, which now includes the extra certificates.
-PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install -r "$dir/requirements.txt"
+export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+# Under BuildKit the Dockerfiles mount a cache at /root/.cache/pip, kept between builds (never in
+# the image): the wheels are downloaded into a wheelhouse there, which `pip download` fills only
+# with what it lacks (pip's own HTTP cache would not do: a proxy may strip the headers it needs),
+# and installed from it. Without the mount (the legacy builder) pip installs as usual.
+if grep -q " /root/.cache/pip " /proc/mounts 2>/dev/null; then
+    wheels=/root/.cache/pip/wheelhouse
+    mkdir -p "$wheels"
+    /opt/venv/bin/pip download --dest "$wheels" -r "$dir/requirements.txt"
+    /opt/venv/bin/pip install --no-index --find-links "$wheels" -r "$dir/requirements.txt"
+else
+    /opt/venv/bin/pip install -r "$dir/requirements.txt"
+fi
 # Size: drop what no service reads at run time, in this same layer (a later RUN could not
 # shrink it): the packages' own test suites (60-130 MB per image: pandas, scipy, sklearn,
 # pyarrow, numpy) and TensorFlow's C++ headers (290 MB, for building extensions only).
