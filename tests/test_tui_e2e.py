@@ -90,13 +90,24 @@ async def test_services_appear_and_scale_keys_change_the_engine(
         await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "1/1", "web 1/1")
         assert (row_of(app, "idle") or [])[2] == "0/0"
         assert row_of(app, "web")[1] == "replicated"  # type: ignore[index]
-        await select(pilot, app, "web")
-        await pilot.press("plus")
-        wait_for(lambda: running_replicas(docker_api, web)[1] == 2, 30, what="desired 2")
-        await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "2/2", "web 2/2")
-        await pilot.press("minus")
-        wait_for(lambda: running_replicas(docker_api, web)[1] == 1, 30, what="desired 1")
-        await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "1/1", "web 1/1")
+        await scale_up_and_back(pilot, app, docker_api, web)
+
+
+async def scale_up_and_back(pilot: Pilot[None], app: MlopsApp, api: docker.APIClient,
+                            service_id: str, name: str = "web") -> None:
+    """``+`` on the selected service takes it to 2 replicas on the engine and in the table,
+    ``-`` back to 1."""
+    await select(pilot, app, name)
+    await _scale_key(pilot, app, api, service_id, name, "plus", 2)
+    await _scale_key(pilot, app, api, service_id, name, "minus", 1)
+
+
+async def _scale_key(pilot: Pilot[None], app: MlopsApp, api: docker.APIClient,
+                     service_id: str, name: str, key: str, count: int) -> None:
+    await pilot.press(key)
+    wait_for(lambda: running_replicas(api, service_id)[1] == count, 30, what=f"desired {count}")
+    await until(pilot, lambda: (row_of(app, name) or [""] * 3)[2] == f"{count}/{count}",
+                f"{name} {count}/{count}")
 
 
 async def test_scale_dialog(bed: dict[str, Any], docker_api: docker.APIClient, stack: str) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import docker
 import pytest
 from cluster_bed import engine_managers  # noqa: F401  (session fixture)
-from test_tui_e2e import SIZE, row_of, select, until
-from tui_stack import create_service, remove_stack, running_replicas, wait_for
+from test_tui_e2e import SIZE, row_of, scale_up_and_back, until
+from tui_stack import create_service, remove_stack
 
 from deployer.inventory import adhoc_host
 from tui.app import make_app
@@ -33,13 +33,7 @@ async def test_the_dashboard_refreshes_and_scales_on_a_modern_engine(
         app = make_app(host_backend_factory(host)(), stack=stack, refresh_seconds=0.5)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "1/1", "web 1/1")
-            await select(pilot, app, "web")
-            await pilot.press("plus")
-            wait_for(lambda: running_replicas(api, web)[1] == 2, 30, what="desired 2")
-            await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "2/2", "web 2/2")
-            await pilot.press("minus")
-            wait_for(lambda: running_replicas(api, web)[1] == 1, 30, what="desired 1")
-            await until(pilot, lambda: (row_of(app, "web") or [""] * 3)[2] == "1/1", "web 1/1")
+            await scale_up_and_back(pilot, app, api, web)
     finally:
         remove_stack(api, stack)
         api.close()

@@ -149,6 +149,7 @@ class ImageIdentity:
     id: str
     key: str
     tags: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()  # diff IDs, bottom first
 
 
 def image_identity(client: docker.DockerClient, ref: str, host: str) -> ImageIdentity | None:
@@ -164,8 +165,10 @@ def image_identity(client: docker.DockerClient, ref: str, host: str) -> ImageIde
 def identity_of(info: Mapping[str, object]) -> ImageIdentity:
     """The identity an inspect document (the API's or the docker CLI's) describes."""
     tags = info.get("RepoTags") or ()
-    assert isinstance(tags, list | tuple)
-    return ImageIdentity(str(info["Id"]), content_key(info), tuple(str(t) for t in tags))
+    rootfs = info.get("RootFS") or {}
+    assert isinstance(tags, list | tuple) and isinstance(rootfs, Mapping)
+    return ImageIdentity(str(info["Id"]), content_key(info), tuple(str(t) for t in tags),
+                         tuple(str(layer) for layer in rootfs.get("Layers") or ()))
 
 
 def image_listed(client: docker.DockerClient, ref: str, host: str) -> bool:

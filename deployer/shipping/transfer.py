@@ -39,7 +39,7 @@ from deployer.shipping.progress import LayerStats, human
 from deployer.shipping.push_queue import PushQueue
 from deployer.shipping.registry import LocalRegistry, RegistryUnavailable
 from deployer.shipping.report import ShipReport
-from deployer.shipping.target_layers import TargetLayers, ordered_layers
+from deployer.shipping.target_layers import TargetLayers
 from deployer.shipping.target_load import TargetLoad
 
 if TYPE_CHECKING:
@@ -92,8 +92,7 @@ class Shipper:
         self._pusher: PushQueue | None = None
         self._pushed = dict(pushed or {})
         self._target: Future[TargetLayers] | None = None
-        self._layers: dict[str, list[str]] = {}
-        self._keys: dict[str, str] = {}
+        self._local_images: dict[str, tuple[list[str], str]] = {}
         self._store: str | None = None  # the local engine's image store, read once
         self._from_save: list[Key] = []  # routed to the docker save route, not yet sent
         self._sent: dict[Key, ShipReport] = {}  # sent with another image's archive
@@ -130,19 +129,21 @@ class Shipper:
         self.fallback_reason = reason
         self.events.info(f"shipping whole images (docker save | docker load): {reason}")
 
-    def _layers_of(self, image_id: str) -> list[str]:
-        if image_id not in self._layers:
-            self._layers[image_id] = ordered_layers(self.local, image_id)
-        return self._layers[image_id]
-
-    def _key_of(self, image_id: str) -> str:
-        """The content key of a local image (how the target's copy is checked)."""
-        if image_id not in self._keys:
+    def _local_image(self, image_id: str) -> tuple[list[str], str]:
+        """A local image's layers (diff IDs, bottom first) and content key: one inspect."""
+        if image_id not in self._local_images:
             found = objects.image_identity(self.local, image_id, "local")
             if found is None:
                 raise DeployError(f"image {image_id[:19]} vanished from the local engine")
-            self._keys[image_id] = found.key
-        return self._keys[image_id]
+            self._local_images[image_id] = (list(found.layers), found.key)
+        return self._local_images[image_id]
+
+    def _layers_of(self, image_id: str) -> list[str]:
+        return self._local_image(image_id)[0]
+
+    def _key_of(self, image_id: str) -> str:
+        """The content key of a local image (how the target's copy is checked)."""
+        return self._local_image(image_id)[1]
 
     def _oci_image(self, image_id: str, ref: str) -> OciImage:
         return OciImage(ref, image_id, tuple(self._layers_of(image_id)))
